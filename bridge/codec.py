@@ -1,0 +1,169 @@
+"""The note codec: note events <-> the seed's per-note features <-> scaled segments.
+
+A note becomes three features (DESIGN.md, "The representation"):
+``pitch`` as frequency (semitones above MIDI 0 for the ``log`` encoding, Hz for ``linear``),
+``duration`` in beats, and ``delta`` = onset minus the previous note's onset, in beats
+(0 inside a chord). Notes are ordered by onset, then pitch. Feature arrays are ``(n, 3)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bridge.errors import BridgeError
+
+FEATURES = ("pitch", "duration", "delta")
+PITCH_ENCODINGS = ("log", "linear")
+A4_HZ = 440.0
+
+
+@dataclass(frozen=True, order=True)
+class Note:
+    """One note event; times in beats (quarter notes), so tempo stays a playback choice."""
+
+    onset: float
+    pitch: int
+    duration: float
+    velocity: int = 80
+    channel: int = 0
+    program: int = 0
+
+
+def sort_notes(notes: Iterable[Note]) -> list[Note]:
+    """The codec's order: by onset, then pitch (then the rest, for a stable total order)."""
+    return sorted(notes)
+
+
+def pitch_to_value(pitch: np.ndarray | float, encoding: str = "log") -> np.ndarray:
+    """MIDI pitch -> pitch feature: semitones (``log``) or Hz (``linear``, the seed's)."""
+    p = np.asarray(pitch, dtype=np.float64)
+    if encoding == "log":
+        return p
+    if encoding == "linear":
+        return A4_HZ * 2.0 ** ((p - 69.0) / 12.0)
+    raise BridgeError(f"pitch encoding {encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
+
+
+def value_to_pitch(value: np.ndarray | float, encoding: str = "log") -> np.ndarray:
+    """Pitch feature -> nearest MIDI pitch (int, clipped to 0..127)."""
+    v = np.asarray(value, dtype=np.float64)
+    if encoding == "linear":
+        v = 69.0 + 12.0 * np.log2(np.maximum(v, 1e-6) / A4_HZ)
+    elif encoding != "log":
+        raise BridgeError(f"pitch encoding {encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
+    return np.clip(np.rint(v), 0, 127).astype(np.int64)
+
+
+def notes_to_features(notes: Sequence[Note], encoding: str = "log") -> np.ndarray:
+    """Notes -> float64 ``(n, 3)`` of (pitch, duration, delta); the first delta is 0."""
+    ordered = sort_notes(notes)
+    if not ordered:
+        return np.zeros((0, 3), dtype=np.float64)
+    onsets = np.array([n.onset for n in ordered], dtype=np.float64)
+    out = np.empty((len(ordered), 3), dtype=np.float64)
+    out[:, 0] = pitch_to_value(np.array([n.pitch for n in ordered]), encoding)
+    out[:, 1] = [n.duration for n in ordered]
+    out[:, 2] = np.diff(onsets, prepend=onsets[0])
+    return out
+
+
+def features_to_notes(
+    features: np.ndarray,
+    encoding: str = "log",
+    *,
+    start: float = 0.0,
+    velocity: int | Sequence[int] = 80,
+    channel: int = 0,
+    program: int = 0,
+) -> list[Note]:
+    """Unscaled ``(n, 3)`` features -> notes, the first at ``start``; negative times clip to 0."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise BridgeError(f"features must have shape (n, 3), got {f.shape}")
+    pitches = value_to_pitch(f[:, 0], encoding)
+    onsets = start + np.cumsum(np.maximum(f[:, 2], 0.0))
+    onsets -= max(f[0, 2], 0.0) if len(f) else 0.0
+    velocities = np.broadcast_to(np.asarray(velocity, dtype=np.int64), (len(f),))
+    return [
+        Note(float(o), int(p), float(max(d, 0.0)), int(v), channel, program)
+        for o, p, d, v in zip(onsets, pitches, f[:, 1], velocities, strict=True)
+    ]
+
+
+def segment(features: np.ndarray, length: int, hop: int | None = None) -> np.ndarray:
+    """Cut ``(n, 3)`` into ``(k, length, 3)`` windows every ``hop`` notes; a short tail is dropped.
+
+    Each window restarts its time origin: its first delta is 0, as for a piece that begins there.
+    """
+    hop = hop or length
+    if length < 1 or hop < 1:
+        raise BridgeError(f"segment length and hop must be positive, got {length} and {hop}")
+    starts = range(0, len(features) - length + 1, hop)
+    out = np.stack([features[s : s + length] for s in starts]) if len(starts) else None
+    if out is None:
+        return np.zeros((0, length, features.shape[1]), dtype=features.dtype)
+    out = out.copy()
+    out[:, 0, 2] = 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-feature range ``[low, high]`` that maps to ``[-1, 1]``; travels in the card as JSON."""
+
+    low: tuple[float, float, float]
+    high: tuple[float, float, float]
+    encoding: str = "log"
+
+    def __post_init__(self) -> None:
+        if self.encoding not in PITCH_ENCODINGS:
+            raise BridgeError(f"pitch encoding {self.encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
+        if len(self.low) != 3 or len(self.high) != 3 or any(h <= lo for lo, h in zip(self.low, self.high)):
+            raise BridgeError(f"feature stats need 3 ranges with high > low, got {self.low} .. {self.high}")
+
+    @classmethod
+    def fit(cls, features: np.ndarray, encoding: str = "log") -> FeatureStats:
+        """Ranges of ``(..., 3)`` training features; the time features start at 0 like the seed's."""
+        f = np.asarray(features, dtype=np.float64).reshape(-1, 3)
+        if len(f) == 0:
+            raise BridgeError("cannot fit feature statistics on an empty dataset")
+        low = f.min(axis=0)
+        high = f.max(axis=0)
+        low[1:] = 0.0
+        high = np.maximum(high, low + 1e-6)
+        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding)
+
+    def scale(self, features: np.ndarray) -> np.ndarray:
+        """Unscaled ``(..., 3)`` -> ``[-1, 1]`` float32."""
+        lo, hi = np.asarray(self.low), np.asarray(self.high)
+        return (2.0 * (np.asarray(features) - lo) / (hi - lo) - 1.0).astype(np.float32)
+
+    def unscale(self, scaled: np.ndarray) -> np.ndarray:
+        """``[-1, 1]`` ``(..., 3)`` -> unscaled float64, clipped to the training range first."""
+        lo, hi = np.asarray(self.low), np.asarray(self.high)
+        return lo + (np.clip(np.asarray(scaled, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0 * (hi - lo)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, keyed by feature name so a reader never guesses the order."""
+        return {
+            "encoding": self.encoding,
+            "low": dict(zip(FEATURES, self.low, strict=True)),
+            "high": dict(zip(FEATURES, self.high, strict=True)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
+        """Inverse of :meth:`to_dict`; a missing or unknown key is an error that names it."""
+        unknown = set(data) - {"encoding", "low", "high"}
+        if unknown:
+            raise BridgeError(f"unknown feature-stats key(s) {sorted(unknown)}")
+        try:
+            low = tuple(float(data["low"][k]) for k in FEATURES)
+            high = tuple(float(data["high"][k]) for k in FEATURES)
+            return cls(low, high, str(data["encoding"]))
+        except KeyError as exc:
+            raise BridgeError(f"feature stats lack the key {exc.args[0]!r}") from exc
