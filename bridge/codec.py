@@ -122,7 +122,7 @@ class FeatureStats:
     def __post_init__(self) -> None:
         if self.encoding not in PITCH_ENCODINGS:
             raise BridgeError(f"pitch encoding {self.encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
-        if len(self.low) != 3 or len(self.high) != 3 or any(h <= lo for lo, h in zip(self.low, self.high)):
+        if len(self.low) != 3 or len(self.high) != 3 or any(h <= lo for lo, h in zip(self.low, self.high, strict=True)):
             raise BridgeError(f"feature stats need 3 ranges with high > low, got {self.low} .. {self.high}")
 
     @classmethod

@@ -1,0 +1,89 @@
+"""The dataset file (.npz): segments, their source files, the held-out split and the statistics.
+
+Written atomically by the builder, read by training and evaluation; numpy only, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.codec import FeatureStats
+from training.errors import TrainingError
+
+FORMAT = 1
+ARRAYS = ("segments", "file_id", "heldout", "files", "meta")
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """A loaded dataset: unscaled ``(N, L, 3)`` segments split by source file."""
+
+    segments: np.ndarray
+    file_id: np.ndarray
+    heldout: np.ndarray
+    files: np.ndarray
+    meta: dict[str, Any]
+
+    @property
+    def train(self) -> np.ndarray:
+        """Training segments ``(n_train, L, 3)``, unscaled float32."""
+        return self.segments[~self.heldout]
+
+    @property
+    def heldout_segments(self) -> np.ndarray:
+        """Held-out segments ``(n_heldout, L, 3)``, from files never seen in training."""
+        return self.segments[self.heldout]
+
+    @property
+    def stats(self) -> FeatureStats:
+        """Scaling statistics of the training split."""
+        return FeatureStats.from_dict(self.meta["stats"])
+
+    @property
+    def length(self) -> int:
+        """Notes per segment (L)."""
+        return int(self.segments.shape[1])
+
+
+def save_dataset(path: str | os.PathLike[str], data: DatasetFile) -> None:
+    """Write compressed, atomically: an interrupted write leaves no partial file behind."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                segments=data.segments.astype(np.float32),
+                file_id=data.file_id.astype(np.int32),
+                heldout=data.heldout.astype(bool),
+                files=np.asarray(data.files, dtype=str),
+                meta=np.asarray(json.dumps({"format": FORMAT, **data.meta})),
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_dataset(path: str | os.PathLike[str]) -> DatasetFile:
+    """Read a dataset file; a missing, foreign or newer file is a clear TrainingError."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in ARRAYS if k not in npz.files]
+            if missing:
+                raise TrainingError(f"{path} is not a dmc dataset: it lacks {missing}")
+            arrays = {k: npz[k] for k in ARRAYS}
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot read dataset {path}: {exc}; build one with `dmc dataset build`") from exc
+    meta = json.loads(str(arrays.pop("meta")))
+    if meta.get("format") != FORMAT:
+        raise TrainingError(f"{path} has dataset format {meta.get('format')}, this version reads {FORMAT}")
+    return DatasetFile(meta=meta, **arrays)
