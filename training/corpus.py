@@ -1,0 +1,77 @@
+"""The offline training corpus that ships inside the music21 package (extra ``corpus``).
+
+music21's scores (MusicXML, Humdrum, ABC) are converted once to MIDI files in a cache folder,
+then read like any user's folder, so one code path builds every dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bridge.progress import progress
+from training.errors import TrainingError
+
+log = logging.getLogger(__name__)
+OPUS_MARK = ".opus"  # "tune.opus3.mid": the fourth score of an opus file
+SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc")  # not .rntxt: analyses, not scores
+
+
+def cache_root() -> Path:
+    """Where converted corpus files live (``$DMC_CACHE`` or the XDG cache folder)."""
+    base = os.environ.get("DMC_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "diffusion-composer"
+    )
+    return Path(base) / "music21"
+
+
+def corpus_paths(composer: str) -> list[Path]:
+    """The score files music21 ships for one composer or collection name."""
+    try:
+        from music21 import corpus
+    except ImportError as exc:
+        raise TrainingError("the music21 corpus needs the extra: pip install 'diffusion-composer[corpus]'") from exc
+    paths = [Path(p) for p in corpus.getComposer(composer) if Path(p).suffix.lower() in SCORE_SUFFIXES]
+    if not paths:
+        raise TrainingError(f"music21 ships no scores for {composer!r} (try bach, palestrina, beethoven, mozart)")
+    return paths
+
+
+def convert_score(source: Path, target_dir: Path) -> int:
+    """Worker: one score (or every score of an opus) -> .mid files; returns how many were written."""
+    from music21 import converter, stream
+
+    try:
+        parsed = converter.parse(source)
+        scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+        for i, score in enumerate(scores):
+            name = f"{source.stem}{OPUS_MARK}{i}.mid" if len(scores) > 1 else f"{source.stem}.mid"
+            tmp = target_dir / f".{name}.tmp"
+            score.write("midi", fp=tmp)
+            tmp.replace(target_dir / name)
+        return len(scores)
+    except Exception as exc:  # music21 raises many kinds for scores it cannot translate
+        log.debug("cannot convert %s: %s", source, exc)
+        return 0
+
+
+def convert_corpus(composers: Sequence[str], *, workers: int, show_progress: bool = True) -> list[Path]:
+    """Convert what is not cached yet; returns one MIDI folder per composer."""
+    folders, todo = [], []
+    for composer in composers:
+        folder = cache_root() / composer
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.append(folder)
+        done = {p.stem.split(OPUS_MARK)[0] for p in folder.glob("*.mid")}
+        todo += [(p, folder) for p in corpus_paths(composer) if p.stem not in done]
+    if todo:
+        log.info("converting %d music21 scores to MIDI (once; cached in %s)", len(todo), cache_root())
+        with progress(len(todo), "converting scores", enabled=show_progress) as advance, ProcessPoolExecutor(
+            max_workers=workers
+        ) as pool:
+            for _ in pool.map(convert_score, *zip(*todo, strict=True), chunksize=4):
+                advance()
+    return folders

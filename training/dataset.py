@@ -1,0 +1,210 @@
+"""The dataset builder: folders of MIDI files -> one .npz of segments (numpy, mido; no TensorFlow).
+
+The seed's filters, made explicit: notes whose duration or delta exceed a threshold make the
+segment that holds them unusable; segments are L notes every ``hop`` notes, a short tail is
+dropped; a file yielding no segment is skipped with a counted reason. A bad file never stops
+a build. The held-out split is by source file, so no held-out segment shares a piece with
+training.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.codec import PITCH_ENCODINGS, FeatureStats, notes_to_features, segment
+from bridge.errors import BridgeError
+from bridge.midifile import TRACK_MODES, read_midi
+from bridge.progress import progress
+from training.datafile import DatasetFile, save_dataset
+from training.errors import TrainingError
+
+log = logging.getLogger(__name__)
+MIDI_SUFFIXES = (".mid", ".midi")
+SKIP_REASONS = ("unreadable", "no_matching_track", "too_short", "threshold")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How files become segments; stored in the dataset's meta so a build can be repeated."""
+
+    length: int = 128
+    hop: int = 0  # 0: no overlap (hop = length)
+    encoding: str = "log"
+    families: tuple[str, ...] = ("piano",)
+    programs: tuple[int, ...] = ()
+    mode: str = "longest"
+    max_duration: float = 16.0  # beats
+    max_delta: float = 16.0  # beats
+    heldout: float = 0.1  # share of source files
+    seed: int = 0
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "length": self.length >= 2,
+            "hop": self.hop >= 0,
+            "encoding": self.encoding in PITCH_ENCODINGS,
+            "mode": self.mode in TRACK_MODES,
+            "max_duration": self.max_duration > 0,
+            "max_delta": self.max_delta > 0,
+            "heldout": 0.0 <= self.heldout < 1.0,
+            "workers": self.workers >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise TrainingError(f"invalid dataset setting {bad[0]}={getattr(self, bad[0])!r}")
+
+    @property
+    def step(self) -> int:
+        """Notes between segment starts."""
+        return self.hop or self.length
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one worker made of one file: segments ``(k, L, 3)`` or the reason it was skipped."""
+
+    path: str
+    segments: np.ndarray | None = None
+    skip: str | None = None
+
+
+def find_midi_files(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every .mid/.midi under the given folders (recursively) or given as files, sorted."""
+    found: set[Path] = set()
+    for source in map(Path, sources):
+        if source.is_dir():
+            found.update(p for p in source.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+        elif source.is_file():
+            found.add(source)
+        else:
+            raise TrainingError(f"dataset source {source} does not exist")
+    return sorted(found)
+
+
+def read_file(path: Path, config: BuildConfig) -> FileResult:
+    """Worker: one file -> its usable segments. Never raises for a bad file."""
+    try:
+        notes = read_midi(path, families=config.families, programs=config.programs, mode=config.mode).notes
+    except BridgeError:
+        return FileResult(str(path), skip="unreadable")
+    if not notes:
+        return FileResult(str(path), skip="no_matching_track")
+    if len(notes) < config.length:
+        return FileResult(str(path), skip="too_short")
+    segs = segment(notes_to_features(notes, config.encoding), config.length, config.step)
+    ok = (segs[..., 1].max(axis=1) <= config.max_duration) & (segs[..., 2].max(axis=1) <= config.max_delta)
+    if not ok.any():
+        return FileResult(str(path), skip="threshold")
+    return FileResult(str(path), segments=segs[ok].astype(np.float32))
+
+
+def read_all(paths: Sequence[Path], config: BuildConfig, *, show_progress: bool = True) -> list[FileResult]:
+    """Read files in worker processes (in-process for one worker), in the order given."""
+    work = partial(read_file, config=config)
+    results: list[FileResult] = []
+    with progress(len(paths), "reading MIDI", enabled=show_progress) as advance:
+        if config.workers == 1 or len(paths) < 2:
+            for path in paths:
+                results.append(work(path))
+                advance()
+            return results
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            for result in pool.map(work, paths, chunksize=max(1, len(paths) // (config.workers * 16))):
+                results.append(result)
+                advance()
+    return results
+
+
+def choose_heldout(n_files: int, share: float, seed: int) -> np.ndarray:
+    """A seeded choice of held-out files ``(n_files,)`` bool; at least one when share > 0 and n > 1."""
+    mask = np.zeros(n_files, dtype=bool)
+    if share > 0 and n_files > 1:
+        count = max(1, round(share * n_files))
+        mask[np.random.default_rng(seed).choice(n_files, size=count, replace=False)] = True
+    return mask
+
+
+def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[str, str]) -> DatasetFile:
+    """Join worker results into a dataset with its split, statistics and skip summary."""
+    kept = [r for r in results if r.segments is not None]
+    if not kept:
+        raise TrainingError(f"no usable segments of {config.length} notes in {len(results)} files: {_skips(results)}")
+    held = choose_heldout(len(kept), config.heldout, config.seed)
+    segments = np.concatenate([r.segments for r in kept])  # type: ignore[misc]
+    file_id = np.concatenate([np.full(len(r.segments), i, np.int32) for i, r in enumerate(kept)])  # type: ignore[arg-type]
+    heldout = held[file_id]
+    if heldout.all():
+        raise TrainingError("every segment fell in the held-out split; add files or lower --heldout")
+    stats = FeatureStats.fit(segments[~heldout], config.encoding)
+    files = np.array([_relative(r.path, root_of) for r in kept])
+    meta = _meta(results, config, stats, segments, heldout, held)
+    return DatasetFile(segments, file_id, heldout, files, meta)
+
+
+def _skips(results: Sequence[FileResult]) -> dict[str, int]:
+    counts = Counter(r.skip for r in results if r.skip)
+    return {reason: counts.get(reason, 0) for reason in SKIP_REASONS}
+
+
+def _relative(path: str, root_of: dict[str, str]) -> str:
+    root = root_of.get(path)
+    return os.path.relpath(path, root) if root else path
+
+
+def _meta(
+    results: Sequence[FileResult],
+    config: BuildConfig,
+    stats: FeatureStats,
+    segments: np.ndarray,
+    heldout: np.ndarray,
+    held: np.ndarray,
+) -> dict[str, Any]:
+    """The summary stored in the file and printed: settings, statistics, skips by reason, counts."""
+    return {
+        "length": config.length,
+        "hop": config.step,
+        "encoding": config.encoding,
+        "stats": stats.to_dict(),
+        "build": {k: v for k, v in asdict(config).items() if k != "workers"},
+        "skipped": _skips(results),
+        "counts": {
+            "files_found": len(results),
+            "files_used": len(held),
+            "files_heldout": int(held.sum()),
+            "segments": len(segments),
+            "segments_train": int((~heldout).sum()),
+            "segments_heldout": int(heldout.sum()),
+            "notes": int(segments.shape[0] * segments.shape[1]),
+        },
+    }
+
+
+def build_dataset(
+    sources: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    config: BuildConfig,
+    *,
+    show_progress: bool = True,
+    extra_meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build and atomically write a dataset; returns its meta (counts, skips, statistics)."""
+    paths = find_midi_files(sources)
+    if not paths:
+        raise TrainingError(f"no .mid or .midi files under {', '.join(map(str, sources))}")
+    root_of = {str(p): str(s) for s in map(Path, sources) if s.is_dir() for p in paths if s in p.parents}
+    data = assemble(read_all(paths, config, show_progress=show_progress), config, root_of)
+    data.meta.update(extra_meta or {})
+    data.meta["sources"] = [str(s) for s in sources]
+    save_dataset(out, data)
+    return data.meta
