@@ -1,0 +1,221 @@
+"""The model card (``weights/<name>/model.json``): everything the bridge needs to run ``model.onnx``.
+
+The card is the contract between the exporter and the runtime (docs/CONTRACTS.md). Reading is
+strict: an unknown format version, an unknown or missing key, a missing model file or a
+changed ``model.onnx`` is refused with a message that says what to do, because a card the
+bridge half-understands would compose nonsense silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.codec import FEATURES, FeatureStats
+from bridge.errors import BridgeError
+from bridge.schedule import NoiseSchedule
+
+CARD_FILE = "model.json"
+FORMAT_VERSION = 1
+PREDICTIONS = ("epsilon", "v")
+CARD_KEYS = (
+    "format_version", "name", "model_file", "sha256", "opset", "inputs", "outputs", "length",
+    "features", "stats", "schedule", "prediction", "parameters", "training", "parity",
+    "variants", "evaluation",
+)
+OPTIONAL_KEYS = ("variants", "evaluation")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output: shape (``None`` for the free batch axis) and dtype name."""
+
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> TensorSpec:
+        """Parse ``{"shape": [...], "dtype": "float32"}``; ``where`` names it in errors."""
+        unknown = set(data) - {"shape", "dtype"}
+        if unknown or "shape" not in data:
+            raise BridgeError(f"model card {where} must have 'shape' and 'dtype' only, got {sorted(data)}")
+        return cls(tuple(None if d is None else int(d) for d in data["shape"]), str(data.get("dtype", "float32")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+
+def network_io(length: int) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+    """The network's signature for segments of ``length`` notes (docs/CONTRACTS.md)."""
+    features = TensorSpec((None, 1, length, len(FEATURES)))
+    return {"sample": features, "timestep": TensorSpec((None,))}, {"prediction": features}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCard:
+    """The parsed ``model.json``; fields in the file's order. ``inputs``/``outputs`` default from ``length``."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    model_file: str = "model.onnx"
+    sha256: str
+    opset: int = 17
+    inputs: dict[str, TensorSpec] = field(default_factory=dict)
+    outputs: dict[str, TensorSpec] = field(default_factory=dict)
+    length: int
+    features: tuple[str, ...] = FEATURES
+    stats: FeatureStats
+    schedule: NoiseSchedule
+    prediction: str = "epsilon"
+    parameters: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_version(self.format_version)
+        if self.length < 1:
+            raise BridgeError(f"model card length must be positive, got {self.length}")
+        if tuple(self.features) != FEATURES:
+            raise BridgeError(f"model card features {list(self.features)} differ from {list(FEATURES)}")
+        if self.prediction not in PREDICTIONS:
+            raise BridgeError(f"model card prediction {self.prediction!r} is unknown; use one of {PREDICTIONS}")
+        if Path(self.model_file).name != self.model_file or self.model_file in ("", ".", ".."):
+            raise BridgeError(f"model card model_file must be a file name in the model folder, got {self.model_file!r}")
+        if not self.inputs and not self.outputs:
+            inputs, outputs = network_io(self.length)
+            object.__setattr__(self, "inputs", inputs)
+            object.__setattr__(self, "outputs", outputs)
+        self._check_io()
+
+    def _check_io(self) -> None:
+        """The declared signature must be the contract's, up to a fixed batch size."""
+        expected_in, expected_out = network_io(self.length)
+        for declared, expected in ((self.inputs, expected_in), (self.outputs, expected_out)):
+            if set(declared) != set(expected) or any(
+                declared[k].dtype != spec.dtype or declared[k].shape[1:] != spec.shape[1:]
+                or len(declared[k].shape) != len(spec.shape)
+                for k, spec in expected.items()
+            ):
+                raise BridgeError(
+                    f"model card declares {_specs_text(declared)}, expected {_specs_text(expected)} "
+                    f"for length {self.length}; re-export the model"
+                )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Parse ``model.json``'s content; refuses unknown versions and unknown or missing keys by name."""
+        if not isinstance(data, dict) or "format_version" not in data:
+            raise BridgeError("this is not a model card: it has no format_version; re-export the model")
+        _check_version(data["format_version"])
+        unknown = sorted(set(data) - set(CARD_KEYS))
+        if unknown:
+            raise BridgeError(f"model card has unknown key(s) {unknown}; update diffusion-composer or fix the card")
+        missing = [k for k in CARD_KEYS if k not in data and k not in OPTIONAL_KEYS]
+        if missing:
+            raise BridgeError(f"model card lacks the key(s) {missing}; re-export the model")
+        fields = {k: data[k] for k in CARD_KEYS if k in data}
+        try:
+            fields.update(
+                inputs={k: TensorSpec.from_dict(v, f"input {k!r}") for k, v in data["inputs"].items()},
+                outputs={k: TensorSpec.from_dict(v, f"output {k!r}") for k, v in data["outputs"].items()},
+                features=tuple(data["features"]),
+                stats=FeatureStats.from_dict(data["stats"]),
+                schedule=NoiseSchedule.from_dict(data["schedule"]),
+            )
+            return cls(**fields)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BridgeError(f"model card is malformed ({exc}); re-export the model") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, keys in the contract's order; absent optional sections are left out."""
+        out: dict[str, Any] = {
+            "format_version": self.format_version,
+            "name": self.name,
+            "model_file": self.model_file,
+            "sha256": self.sha256,
+            "opset": self.opset,
+            "inputs": {k: v.to_dict() for k, v in self.inputs.items()},
+            "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
+            "length": self.length,
+            "features": list(self.features),
+            "stats": self.stats.to_dict(),
+            "schedule": self.schedule.to_dict(),
+            "prediction": self.prediction,
+            "parameters": self.parameters,
+            "training": self.training,
+            "parity": self.parity,
+        }
+        for key in OPTIONAL_KEYS:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+def _check_version(version: object) -> None:
+    if version != FORMAT_VERSION:
+        raise BridgeError(
+            f"model card format_version {version!r} is not one this bridge reads ({FORMAT_VERSION}); "
+            "update diffusion-composer or re-export the model"
+        )
+
+
+def _specs_text(specs: dict[str, TensorSpec]) -> str:
+    return ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in sorted(specs.items()))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks so a large model costs no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(model_dir: str | os.PathLike[str], *, verify: bool = True) -> ModelCard:
+    """Read and check ``model_dir/model.json``; with ``verify``, also the model file's checksum."""
+    directory = Path(model_dir)
+    path = directory / CARD_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BridgeError(f"{directory} has no {CARD_FILE}: is it a model folder? Export one with 'dmc export'") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BridgeError(f"cannot read the model card {path}: {exc}; re-export the model") from exc
+    try:
+        card = ModelCard.from_dict(data)
+    except BridgeError as exc:
+        raise BridgeError(f"{path}: {exc}") from exc
+    model = directory / card.model_file
+    if not model.is_file():
+        raise BridgeError(f"{model} is missing (the card {path} names it); re-export or reinstall the model")
+    if verify and sha256_file(model) != card.sha256:
+        raise BridgeError(
+            f"{model} does not match the checksum in {path}: the file was changed or damaged; "
+            "re-export or reinstall the model"
+        )
+    return card
+
+
+def write_card(model_dir: str | os.PathLike[str], card: ModelCard) -> Path:
+    """Write ``model_dir/model.json`` atomically (temp file, then rename), so a reader never sees half."""
+    directory = Path(model_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(card.to_dict(), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{CARD_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, directory / CARD_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return directory / CARD_FILE
