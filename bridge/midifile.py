@@ -9,14 +9,13 @@ joins every matching part into one polyphonic stream.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import mido
 
+from bridge.atomic import atomic_write
 from bridge.codec import Note, sort_notes
 from bridge.errors import BridgeError
 from bridge.instruments import DRUM_CHANNEL, programs_for
@@ -141,13 +140,6 @@ def midi_file(
 
 def write_midi(path: str | os.PathLike[str], notes: Sequence[Note], **options: object) -> None:
     """Write notes as a .mid file atomically (a temporary file, then a rename); see :func:`midi_file`."""
-    target = Path(path)
     mid = midi_file(notes, **options)  # type: ignore[arg-type]
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            mid.save(file=handle)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        mid.save(file=handle)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bridge.atomic import atomic_write
 from bridge.codec import FeatureStats
 from training.errors import TrainingError
 
@@ -54,23 +53,15 @@ class DatasetFile:
 
 def save_dataset(path: str | os.PathLike[str], data: DatasetFile) -> None:
     """Write compressed, atomically: an interrupted write leaves no partial file behind."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(
+    with atomic_write(path) as handle:
+        np.savez_compressed(
                 handle,
-                segments=data.segments.astype(np.float32),
-                file_id=data.file_id.astype(np.int32),
-                heldout=data.heldout.astype(bool),
-                files=np.asarray(data.files, dtype=str),
-                meta=np.asarray(json.dumps({"format": FORMAT, **data.meta})),
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            segments=data.segments.astype(np.float32),
+            file_id=data.file_id.astype(np.int32),
+            heldout=data.heldout.astype(bool),
+            files=np.asarray(data.files, dtype=str),
+            meta=np.asarray(json.dumps({"format": FORMAT, **data.meta})),
+        )
 
 
 def load_dataset(path: str | os.PathLike[str]) -> DatasetFile:

@@ -1,0 +1,45 @@
+"""Keras network -> ONNX graph with tf2onnx, and the fp16 variant for GPUs.
+
+The graph's signature is the contract in docs/CONTRACTS.md: inputs ``sample`` ``(batch, 1, L, 3)``
+and ``timestep`` ``(batch,)``, output ``prediction``; the batch dimension stays dynamic.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnx
+
+log = logging.getLogger(__name__)
+OPSET = 17  # LayerNormalization as one op; supported by onnxruntime's CPU and CUDA providers
+INPUT_NAMES = ("sample", "timestep")
+OUTPUT_NAME = "prediction"
+
+
+def keras_to_onnx(network: object, length: int, opset: int = OPSET) -> onnx.ModelProto:
+    """Trace ``network([sample, timestep])`` as a tf.function and convert it; the checker must pass."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (
+        tf.TensorSpec((None, 1, length, 3), tf.float32, name=INPUT_NAMES[0]),
+        tf.TensorSpec((None,), tf.float32, name=INPUT_NAMES[1]),
+    )
+
+    @tf.function(input_signature=spec)
+    def denoise(sample: tf.Tensor, timestep: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_NAME: network([sample, timestep], training=False)}  # type: ignore[operator]
+
+    proto, _ = tf2onnx.convert.from_function(denoise, input_signature=spec, opset=opset)
+    proto.producer_name = "diffusion-composer"
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Half-precision weights and arithmetic, float32 inputs and outputs (so callers never change)."""
+    from onnxconverter_common import float16
+
+    half = float16.convert_float_to_float16(proto, keep_io_types=True)
+    onnx.checker.check_model(half)
+    return half
