@@ -1,0 +1,84 @@
+"""A training run -> ``weights/<name>/``: model.onnx (+ fp16 variant) and its card.
+
+Nothing is written unless parity holds: the ONNX graph must reproduce the Keras network to
+within ``MAX_ABS`` on random inputs. The card is written last, so a reader never sees a card
+whose checksum names a file that is not there yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.atomic import write_bytes
+from bridge.card import ModelCard, sha256_file, write_card
+from bridge.codec import FeatureStats
+from bridge.schedule import NoiseSchedule
+from export import onnx_graph, parity
+from export.errors import ExportError
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.onnx"
+FP16_FILE = "model.fp16.onnx"
+FP16_MAX_ABS = 5e-2  # half precision: a sanity bound against the float32 graph, not a proof of equality
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """What an export needs from training: the (EMA) network and how it was trained."""
+
+    network: Any  # keras.Model taking [sample (B, 1, L, 3), timestep (B,)]
+    length: int
+    schedule: NoiseSchedule
+    prediction: str
+    stats: FeatureStats
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def keras_runner(network: Any) -> Any:
+    """The Keras network as ``run(sample, timestep) -> prediction`` (numpy in, numpy out)."""
+    return lambda sample, timestep: np.asarray(network([sample, timestep], training=False))
+
+
+def export_model(
+    source: ExportSource, out_dir: str | os.PathLike[str], *, name: str, fp16: bool = False
+) -> ModelCard:
+    """Convert, prove parity, then write the model files and the card; returns the card."""
+    proto = onnx_graph.keras_to_onnx(source.network, source.length)
+    graph = proto.SerializeToString()
+    check = parity.measure(keras_runner(source.network), parity.onnx_runner(graph), source.length,
+                           source.schedule.steps)  # fmt: skip
+    log.info("parity Keras vs ONNX (CPU): max abs difference %.2e", check.max_abs)
+    if not check.max_abs <= parity.MAX_ABS:
+        raise ExportError(
+            f"the ONNX graph differs from the Keras network by {check.max_abs:.3g} (limit {parity.MAX_ABS}); "
+            "nothing was written. Report this with the run folder."
+        )
+    out = Path(out_dir)
+    write_bytes(out / MODEL_FILE, graph)
+    variants = {"fp16": _write_fp16(proto, graph, out, source)} if fp16 else None
+    card = ModelCard(
+        name=name, model_file=MODEL_FILE, sha256=sha256_file(out / MODEL_FILE), opset=onnx_graph.OPSET,
+        length=source.length, stats=source.stats, schedule=source.schedule, prediction=source.prediction,
+        parameters=int(source.network.count_params()), training=source.training, parity=check.to_dict(),
+        variants=variants,
+    )  # fmt: skip
+    write_card(out, card)
+    log.info("exported %s (%.1f MB, %d parameters)", out / MODEL_FILE, len(graph) / 1e6, card.parameters)
+    return card
+
+
+def _write_fp16(proto: Any, graph: bytes, out: Path, source: ExportSource) -> dict[str, Any]:
+    """The half-precision variant, with its parity against the float32 graph (CPU)."""
+    half = onnx_graph.to_fp16(proto).SerializeToString()
+    check = parity.measure(parity.onnx_runner(graph), parity.onnx_runner(half), source.length, source.schedule.steps)
+    log.info("parity fp16 vs float32 graph: max abs difference %.2e", check.max_abs)
+    if not check.max_abs <= FP16_MAX_ABS:
+        raise ExportError(f"the fp16 graph differs from float32 by {check.max_abs:.3g} (limit {FP16_MAX_ABS})")
+    write_bytes(out / FP16_FILE, half)
+    return {"model_file": FP16_FILE, "sha256": sha256_file(out / FP16_FILE), "parity_max_abs": check.max_abs}
