@@ -1,0 +1,273 @@
+"""Load a model folder into an onnxruntime session: the only door from the samplers to the network.
+
+The device is CUDA when onnxruntime-gpu can really use it, else CPU. onnxruntime-gpu lists
+the CUDA provider even where the CUDA libraries are missing, and then prints a screenful
+of errors when a session asks for it; so we preload the libraries installed from pip,
+try to load the provider library quietly, and only then ask for a CUDA session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import weights
+from bridge.card import ModelCard, read_card
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+ORT_DEFAULT_LOG_SEVERITY = 2  # onnxruntime's own default: warnings and above
+ORT_QUIET_LOG_SEVERITY = 4  # fatal only
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike[str] | None) -> Path:
+    """A path (it has a separator, or is an existing folder) or a name under ``weights/``; None: the default."""
+    if name_or_path is None:
+        directory = weights.default_model_dir()
+    else:
+        text = os.fspath(name_or_path)
+        is_path = os.sep in text or (os.altsep and os.altsep in text) or Path(text).is_dir()
+        directory = Path(text) if is_path else weights.model_dir(text)
+    if not directory.is_dir():
+        shipped = ", ".join(weights.model_names()) or "none"
+        raise BridgeError(
+            f"no model folder at {directory}; give a folder with model.onnx and model.json, "
+            f"or the name of a shipped model (shipped: {shipped})"
+        )
+    return directory
+
+
+@dataclass(frozen=True)
+class CudaCheck:
+    """Whether onnxruntime can load its CUDA provider here, and if not, why (for the user)."""
+
+    usable: bool
+    reason: str = ""
+
+
+def check_cuda() -> CudaCheck:
+    """Can this onnxruntime load its CUDA provider? Checked without onnxruntime's error output."""
+    if CUDA_PROVIDER not in ort.get_available_providers():
+        return CudaCheck(False, "this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+    _preload_cuda_libraries()
+    library = _cuda_provider_library()
+    if library is not None:
+        try:
+            ctypes.CDLL(str(library))
+        except OSError as exc:
+            return CudaCheck(False, f"the CUDA libraries are not loadable ({exc})")
+    return CudaCheck(True)
+
+
+def _preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN installed from pip (nvidia-* wheels), where this onnxruntime can; it prints, so we log."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except (OSError, RuntimeError) as exc:
+        log.debug("preloading CUDA libraries failed: %s", exc)
+    if printed.getvalue().strip():
+        log.debug("preloading CUDA libraries: %s", " ".join(printed.getvalue().split()))
+
+
+def _cuda_provider_library() -> Path | None:
+    """onnxruntime's CUDA provider library, whose dependencies decide whether CUDA works."""
+    name = "onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so"
+    path = Path(ort.__file__).parent / "capi" / name
+    return path if path.is_file() else None
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, hyper-threads counted once (Linux); the logical count elsewhere."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+        except OSError:
+            return len(cpus)
+    return max(len(cores), 1)
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Low-latency options: one sequential run at a time, all graph optimizations, one thread per core."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only; our one line says which device runs
+    return options
+
+
+class Denoiser:
+    """The network behind one call: ``(B, 1, L, 3)`` sample and ``(B,)`` timesteps -> ``(B, 1, L, 3)``.
+
+    Input buffers are kept per batch size and reused every step; on CUDA the inputs and the
+    output live on the GPU through IO binding. Calls are serialized by a lock, so one
+    Denoiser may be shared between threads.
+    """
+
+    def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str) -> None:
+        self.session = session
+        self.card = card
+        self.model_dir = model_dir
+        self.device = device
+        self._buffers: dict[int, _Buffers] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def length(self) -> int:
+        """L, the notes per segment."""
+        return self.card.length
+
+    def __call__(self, sample: np.ndarray, timestep: np.ndarray) -> np.ndarray:
+        """One network run: ``sample`` ``(B, 1, L, 3)``, ``timestep`` ``(B,)`` (0 .. T-1) -> a new ``(B, 1, L, 3)``."""
+        batch = self._check_inputs(sample, timestep)
+        with self._lock:
+            buffers = self._buffers.get(batch)
+            if buffers is None:
+                buffers = self._buffers[batch] = _Buffers.allocate(self.session, batch, self.length, self.device)
+            return buffers.run(self.session, sample, timestep)
+
+    def _check_inputs(self, sample: np.ndarray, timestep: np.ndarray) -> int:
+        """The batch size, after checking shapes against the card and timesteps against the schedule."""
+        shape, expected = np.shape(sample), self.card.inputs["sample"].shape
+        fixed_batch = expected[0] is None or shape[:1] == expected[:1]
+        if len(shape) != 4 or shape[1:] != expected[1:] or not fixed_batch or shape[0] < 1:
+            batch = "batch" if expected[0] is None else str(expected[0])
+            raise BridgeError(
+                f"model {self.card.name!r} takes samples of shape ({batch}, {', '.join(map(str, expected[1:]))}), "
+                f"got {shape}"
+            )
+        if np.shape(timestep) != shape[:1]:
+            raise BridgeError(f"timestep must have shape ({shape[0]},), one per sample, got {np.shape(timestep)}")
+        last = self.card.schedule.steps - 1
+        if not 0 <= np.min(timestep) <= np.max(timestep) <= last:
+            raise BridgeError(f"timesteps must lie in 0 .. {last}, got {np.min(timestep)} .. {np.max(timestep)}")
+        return shape[0]
+
+
+@dataclass(frozen=True)
+class _Buffers:
+    """Host input arrays for one batch size and, on CUDA, the IO binding to GPU copies of them."""
+
+    sample: np.ndarray
+    timestep: np.ndarray
+    binding: ort.IOBinding | None
+    device_inputs: tuple[ort.OrtValue, ...]
+    device_output: ort.OrtValue | None
+
+    @classmethod
+    def allocate(cls, session: ort.InferenceSession, batch: int, length: int, device: str) -> _Buffers:
+        sample = np.zeros((batch, 1, length, 3), np.float32)
+        timestep = np.zeros((batch,), np.float32)
+        if device != "cuda":
+            return cls(sample, timestep, None, (), None)
+        binding = session.io_binding()
+        inputs = tuple(ort.OrtValue.ortvalue_from_numpy(a, "cuda", 0) for a in (sample, timestep))
+        output = ort.OrtValue.ortvalue_from_shape_and_type(sample.shape, np.float32, "cuda", 0)
+        binding.bind_ortvalue_input("sample", inputs[0])
+        binding.bind_ortvalue_input("timestep", inputs[1])
+        binding.bind_ortvalue_output("prediction", output)
+        return cls(sample, timestep, binding, inputs, output)
+
+    def run(self, session: ort.InferenceSession, sample: np.ndarray, timestep: np.ndarray) -> np.ndarray:
+        np.copyto(self.sample, sample, casting="same_kind")
+        np.copyto(self.timestep, timestep, casting="same_kind")
+        if self.binding is None:
+            return session.run(["prediction"], {"sample": self.sample, "timestep": self.timestep})[0]
+        self.device_inputs[0].update_inplace(self.sample)
+        self.device_inputs[1].update_inplace(self.timestep)
+        session.run_with_iobinding(self.binding)
+        return self.device_output.numpy()
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] | None = None, device: str = "auto", *, threads: int | None = None
+) -> Denoiser:
+    """Load a model folder (path, or name under ``weights/``; None: the default) on ``device``.
+
+    Verifies the card and the checksum of ``model.onnx``, checks the graph against the card,
+    and logs one line saying which device runs it.
+    """
+    if device not in DEVICES:
+        raise BridgeError(f"device {device!r} is unknown; use one of {', '.join(DEVICES)}")
+    directory = resolve_model_dir(name_or_path)
+    card = read_card(directory)
+    model = directory / card.model_file
+    options = session_options(threads)
+    session, note = _create_session(model, device, options)
+    _check_graph(session, card, model)
+    used = "cuda" if session.get_providers()[0] == CUDA_PROVIDER else "cpu"
+    where = "CUDA" if used == "cuda" else f"CPU ({options.intra_op_num_threads} threads)"
+    log.info("model %r (%s) runs on %s, onnxruntime %s%s", card.name, directory, where, ort.__version__, note)
+    return Denoiser(session, card, directory, used)
+
+
+def _create_session(model: Path, device: str, options: ort.SessionOptions) -> tuple[ort.InferenceSession, str]:
+    """The session on the chosen device, and a note for the log line when auto fell back to CPU."""
+    if device == "cpu":
+        return _session(model, options, [CPU_PROVIDER]), ""
+    cuda = check_cuda()
+    if cuda.usable:
+        session = _session(model, options, [CUDA_PROVIDER, CPU_PROVIDER], quiet=device == "auto")
+        if session.get_providers()[0] == CUDA_PROVIDER:
+            return session, ""
+        cuda = CudaCheck(False, "onnxruntime could not start a CUDA session (is a GPU and its driver present?)")
+    if device == "cuda":
+        raise BridgeError(f"CUDA was asked for (--device cuda), but {cuda.reason}; use --device cpu or auto")
+    listed = CUDA_PROVIDER in ort.get_available_providers()
+    return _session(model, options, [CPU_PROVIDER]), f"; CUDA not used: {cuda.reason}" if listed else ""
+
+
+def _session(
+    model: Path, options: ort.SessionOptions, providers: list[str], *, quiet: bool = False
+) -> ort.InferenceSession:
+    """An InferenceSession; ``quiet`` mutes onnxruntime's process-wide logger while it probes CUDA."""
+    try:
+        if quiet:
+            ort.set_default_logger_severity(ORT_QUIET_LOG_SEVERITY)
+        return ort.InferenceSession(str(model), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise BridgeError(f"onnxruntime cannot load {model}: {exc}; re-export the model") from exc
+    finally:
+        if quiet:
+            ort.set_default_logger_severity(ORT_DEFAULT_LOG_SEVERITY)
+
+
+def _check_graph(session: ort.InferenceSession, card: ModelCard, model: Path) -> None:
+    """The graph's names and shapes must be the card's: a mismatch means a wrong export."""
+    graph = {a.name: a.shape for a in (*session.get_inputs(), *session.get_outputs())}
+    declared = {**card.inputs, **card.outputs}
+    for name, spec in declared.items():
+        shape = graph.get(name)
+        if shape is None or len(shape) != len(spec.shape) or any(
+            isinstance(g, int) and g != d for g, d in zip(shape, spec.shape, strict=True)
+        ):
+            raise BridgeError(
+                f"{model} does not match its card: {name} is {shape} in the graph, {list(spec.shape)} in "
+                "the card; re-export the model"
+            )

@@ -1,0 +1,22 @@
+"""Fixtures shared by the bridge's tests: a tiny real model folder and its loaded Denoiser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tiny_model import write_tiny_model
+
+from bridge.runtime import Denoiser, load_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only model folder (ONNX + card) whose network denoises a known Gaussian exactly."""
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_denoiser(tiny_model_dir: Path) -> Denoiser:
+    """The tiny model loaded on CPU, shared by the tests (calls are serialized by its lock)."""
+    return load_model(tiny_model_dir, device="cpu")
