@@ -82,3 +82,33 @@ def _write_fp16(proto: Any, graph: bytes, out: Path, source: ExportSource) -> di
         raise ExportError(f"the fp16 graph differs from float32 by {check.max_abs:.3g} (limit {FP16_MAX_ABS})")
     write_bytes(out / FP16_FILE, half)
     return {"model_file": FP16_FILE, "sha256": sha256_file(out / FP16_FILE), "parity_max_abs": check.max_abs}
+
+
+def export_run(
+    run_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    step: int | None = None,
+    name: str | None = None,
+    fp16: bool = False,
+) -> ModelCard:
+    """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder."""
+    from training.run import load_ema_network
+
+    network, config, meta = load_ema_network(run_dir, step)
+    dataset = meta.get("dataset", {})
+    source = ExportSource(
+        network=network,
+        length=config.model.length,
+        schedule=config.diffusion.noise_schedule(),
+        prediction=config.diffusion.prediction,
+        stats=FeatureStats.from_dict(dataset["stats"]),
+        training={
+            "run": str(Path(run_dir).resolve().name),
+            "config": config.to_dict(),
+            "steps": meta["checkpoint_step"],
+            "git": meta.get("git"),
+            "dataset": {k: v for k, v in dataset.items() if k != "stats"},
+        },
+    )
+    return export_model(source, out_dir, name=name or Path(out_dir).name, fp16=fp16)

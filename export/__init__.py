@@ -1,0 +1,1 @@
+"""Export: a training run -> ``weights/<name>/`` (ONNX graph + model card), with parity proved."""
