@@ -1,0 +1,242 @@
+"""Per-piece musical features, after Yang & Lerch 2020 and Mittal et al. 2021 (arXiv 2103.16091).
+
+Each function takes one piece (notes in beats) and returns a number, a fixed-size array or, for
+the framewise features, the overlaps of adjacent windows. Undefined values (an empty piece, a
+single onset) are NaN, which the comparisons drop. Notes carry no metre, so bars are taken as
+four beats, as in the generated phrases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations, pairwise
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+
+from bridge.codec import Note, sort_notes
+
+BEATS_PER_BAR = 4.0
+GRID_TOLERANCE = 1.0 / 48.0  # beats; a 480-tick file rounds well inside this
+GROOVE_STEPS = 12  # per beat: the 1/4 and 1/3 grids together
+WINDOW_BARS, HOP_BARS = 2, 1  # Mittal et al.: 4-bar windows, 2-bar hop
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)  # raised 7th, so no minor key shares its set with a major one
+# Y&L's 12 note-length classes, in beats: whole, half, quarter, 8th, 16th, their dotted forms, triplets.
+NOTE_LENGTHS = (4.0, 2.0, 1.0, 0.5, 0.25, 3.0, 1.5, 0.75, 0.375, 4 / 3, 2 / 3, 1 / 3)
+# Minimum window spread for Mittal's Gaussians: half the resolution of each attribute.
+MIN_SIGMA = {"pitch": 0.5, "duration": 1.0 / 24.0}
+
+
+def _pitches(notes: Sequence[Note]) -> np.ndarray:
+    return np.array([n.pitch for n in sort_notes(notes)], dtype=np.int64)
+
+
+def _onset_groups(notes: Sequence[Note]) -> dict[float, list[Note]]:
+    """Notes by onset, in time order (onsets rounded to the groove grid against float noise)."""
+    groups: dict[float, list[Note]] = {}
+    for n in sort_notes(notes):
+        groups.setdefault(round(n.onset * 48) / 48, []).append(n)
+    return groups
+
+
+def pitch_class_histogram(notes: Sequence[Note]) -> np.ndarray:
+    """Share of notes per pitch class, ``(12,)``; zeros for an empty piece."""
+    counts = np.bincount(_pitches(notes) % 12, minlength=12).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def pitch_class_entropy(notes: Sequence[Note]) -> float:
+    """Shannon entropy (bits) of the pitch-class histogram: low for tonal music, 3.58 for chromatic noise."""
+    if not notes:
+        return float("nan")
+    p = pitch_class_histogram(notes)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def best_key(notes: Sequence[Note]) -> tuple[int, bool, float]:
+    """(tonic, minor, share of notes in its scale) of the best of the 24 major/harmonic-minor keys."""
+    hist = pitch_class_histogram(notes)
+    best = (0, False, -1.0)
+    for minor, scale in ((False, MAJOR), (True, HARMONIC_MINOR)):
+        for tonic in range(12):
+            share = float(hist[[(tonic + s) % 12 for s in scale]].sum())
+            if share > best[2]:
+                best = (tonic, minor, share)
+    return best
+
+
+def scale_consistency(notes: Sequence[Note]) -> float:
+    """Share of notes in the best-fitting key's scale (Mogren 2016, as used by Mittal et al.)."""
+    return best_key(notes)[2] if notes else float("nan")
+
+
+def pitch_range(notes: Sequence[Note]) -> float:
+    """Highest minus lowest pitch, in semitones."""
+    p = _pitches(notes)
+    return float(p.max() - p.min()) if len(p) else float("nan")
+
+
+def top_voice_interval(notes: Sequence[Note]) -> float:
+    """Mean absolute interval of the skyline (the highest note of each onset): melodic motion."""
+    top = [max(n.pitch for n in group) for group in _onset_groups(notes).values()]
+    return float(np.abs(np.diff(top)).mean()) if len(top) > 1 else float("nan")
+
+
+def polyphony(notes: Sequence[Note]) -> float:
+    """Mean number of notes sounding at each onset time (Mittal et al.'s polyphony)."""
+    ordered = sort_notes(notes)
+    if not ordered:
+        return float("nan")
+    starts = np.array([n.onset for n in ordered])
+    ends = starts + np.array([n.duration for n in ordered])
+    times = np.unique(starts)
+    sounding = (starts[None, :] <= times[:, None] + 1e-9) & (ends[None, :] > times[:, None] + 1e-9)
+    return float(np.maximum(sounding.sum(axis=1), 1).mean())
+
+
+def chord_onset_share(notes: Sequence[Note]) -> float:
+    """Share of onset times where two or more notes start together."""
+    groups = _onset_groups(notes)
+    return float(np.mean([len(g) > 1 for g in groups.values()])) if groups else float("nan")
+
+
+def _grid_share(values: np.ndarray) -> float:
+    """Share of values within tolerance of a multiple of 1/4 or 1/3 beat."""
+    if not len(values):
+        return float("nan")
+    on_grid = np.zeros(len(values), dtype=bool)
+    for step in (0.25, 1.0 / 3.0):
+        on_grid |= np.abs(values / step - np.rint(values / step)) * step <= GRID_TOLERANCE
+    return float(on_grid.mean())
+
+
+def onset_grid_share(notes: Sequence[Note]) -> float:
+    """Share of onsets on the 1/4- or 1/3-beat grid: rhythmic quantization."""
+    return _grid_share(np.array([n.onset for n in notes]))
+
+
+def duration_grid_share(notes: Sequence[Note]) -> float:
+    """Share of durations that are multiples of 1/4 or 1/3 beat."""
+    return _grid_share(np.array([n.duration for n in notes]))
+
+
+def note_length_histogram(notes: Sequence[Note]) -> np.ndarray:
+    """Y&L's note-length histogram ``(12,)``: each duration to the nearest class (in log time)."""
+    lengths = np.log2(np.array(NOTE_LENGTHS))
+    durations = np.log2(np.maximum([n.duration for n in notes], 1e-3)) if notes else np.zeros(0)
+    nearest = np.abs(durations[:, None] - lengths[None, :]).argmin(axis=1)
+    counts = np.bincount(nearest, minlength=len(NOTE_LENGTHS)).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def groove_consistency(notes: Sequence[Note]) -> float:
+    """Wu & Yang 2020: mean over bar pairs of 1 - Hamming distance of their onset patterns / steps."""
+    steps = int(BEATS_PER_BAR * GROOVE_STEPS)
+    cells = {round(onset * GROOVE_STEPS) for onset in _onset_groups(notes)}
+    bars = max(cells, default=-1) // steps + 1
+    if bars < 2:
+        return float("nan")
+    patterns = np.zeros((bars, steps), dtype=bool)
+    for cell in cells:
+        patterns[cell // steps, cell % steps] = True
+    pairs = [1.0 - np.mean(a != b) for a, b in combinations(patterns, 2)]
+    return float(np.mean(pairs))
+
+
+def pitch_class_transitions(notes: Sequence[Note]) -> np.ndarray:
+    """Y&L's pitch-class transition matrix ``(12, 12)`` of adjacent notes, summing to 1.
+
+    Rotated so the best key's tonic is class 0: the sets mix keys, and a key-absolute matrix
+    would measure the choice of key rather than the voice leading.
+    """
+    pcs = _pitches(notes) % 12
+    matrix = np.zeros((12, 12))
+    if len(pcs) < 2:
+        return matrix
+    pcs = (pcs - best_key(notes)[0]) % 12
+    np.add.at(matrix, (pcs[:-1], pcs[1:]), 1.0)
+    return matrix / matrix.sum()
+
+
+def _window_overlaps(notes: Sequence[Note], attribute: Literal["pitch", "duration"]) -> np.ndarray:
+    """Mittal et al.: overlap of Gaussians fitted to ``attribute`` in adjacent 4-bar windows (2-bar hop)."""
+    ordered = sort_notes(notes)
+    if not ordered:
+        return np.zeros(0)
+    bar = BEATS_PER_BAR
+    end = np.ceil(max(n.onset + n.duration for n in ordered) / bar) * bar
+    starts = np.arange(0.0, end - WINDOW_BARS * bar + 1e-9, HOP_BARS * bar)
+    gaussians = []
+    for start in starts:
+        values = [getattr(n, attribute) for n in ordered if start <= n.onset < start + WINDOW_BARS * bar]
+        if len(values) >= 2:
+            sigma = max(float(np.std(values)), MIN_SIGMA[attribute])
+            gaussians.append(NormalDist(float(np.mean(values)), sigma))
+    return np.array([a.overlap(b) for a, b in pairwise(gaussians)])
+
+
+def _consistency(overlaps: np.ndarray) -> float:
+    return float(overlaps.mean()) if len(overlaps) else float("nan")
+
+
+def _variance(overlaps: np.ndarray) -> float:
+    return float(overlaps.var()) if len(overlaps) > 1 else float("nan")
+
+
+def pitch_consistency(notes: Sequence[Note]) -> float:
+    """Mittal's pitch Consistency statistic of one piece: the mean overlap of adjacent windows."""
+    return _consistency(_window_overlaps(notes, "pitch"))
+
+
+def pitch_variance(notes: Sequence[Note]) -> float:
+    """Mittal's pitch Variance statistic of one piece: how much adjacent-window overlaps vary."""
+    return _variance(_window_overlaps(notes, "pitch"))
+
+
+def duration_consistency(notes: Sequence[Note]) -> float:
+    """Mittal's duration Consistency statistic of one piece."""
+    return _consistency(_window_overlaps(notes, "duration"))
+
+
+def duration_variance(notes: Sequence[Note]) -> float:
+    """Mittal's duration Variance statistic of one piece."""
+    return _variance(_window_overlaps(notes, "duration"))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-piece feature and how its sets are compared.
+
+    ``scalar``: overlap of the feature's densities over the two sets. ``matrix``: Y&L's
+    intra-set vs inter-set distances. ``order_sensitive``: shuffling a piece's pitches changes
+    it, so samples must also beat that baseline.
+    """
+
+    name: str
+    compute: Callable[[Sequence[Note]], float | np.ndarray]
+    kind: Literal["scalar", "matrix"] = "scalar"
+    order_sensitive: bool = False
+
+
+METRICS = (
+    Metric("pitch_class_entropy", pitch_class_entropy),
+    Metric("scale_consistency", scale_consistency),
+    Metric("pitch_range", pitch_range),
+    Metric("top_voice_interval", top_voice_interval, order_sensitive=True),
+    Metric("polyphony", polyphony),
+    Metric("chord_onset_share", chord_onset_share),
+    Metric("onset_grid_share", onset_grid_share),
+    Metric("duration_grid_share", duration_grid_share),
+    Metric("groove_consistency", groove_consistency),
+    Metric("pitch_consistency", pitch_consistency, order_sensitive=True),
+    Metric("pitch_variance", pitch_variance, order_sensitive=True),
+    # Shuffling pitches keeps every duration in place, so these two cannot be order-sensitive.
+    Metric("duration_consistency", duration_consistency),
+    Metric("duration_variance", duration_variance),
+    Metric("note_length_histogram", note_length_histogram, "matrix"),
+    Metric("pitch_class_transitions", pitch_class_transitions, "matrix", order_sensitive=True),
+)
