@@ -82,13 +82,22 @@ class ModelCard:
     def __post_init__(self) -> None:
         _check_version(self.format_version)
         if self.length < 1:
-            raise BridgeError(f"model card length must be positive, got {self.length}")
+            raise BridgeError(f"model card length must be positive, got {self.length}; re-export the model")
         if tuple(self.features) != FEATURES:
-            raise BridgeError(f"model card features {list(self.features)} differ from {list(FEATURES)}")
+            raise BridgeError(
+                f"model card features {list(self.features)} differ from this bridge's {list(FEATURES)}; "
+                "re-export the model"
+            )
         if self.prediction not in PREDICTIONS:
-            raise BridgeError(f"model card prediction {self.prediction!r} is unknown; use one of {PREDICTIONS}")
+            raise BridgeError(
+                f"model card prediction {self.prediction!r} is unknown (this bridge knows {PREDICTIONS}); "
+                "update diffusion-composer or re-export the model"
+            )
         if Path(self.model_file).name != self.model_file or self.model_file in ("", ".", ".."):
-            raise BridgeError(f"model card model_file must be a file name in the model folder, got {self.model_file!r}")
+            raise BridgeError(
+                f"model card model_file must be a file name in the model folder, got {self.model_file!r}; "
+                "fix the card or re-export the model"
+            )
         if not self.inputs and not self.outputs:
             inputs, outputs = network_io(self.length)
             object.__setattr__(self, "inputs", inputs)
@@ -130,8 +139,13 @@ class ModelCard:
                 stats=FeatureStats.from_dict(data["stats"]),
                 schedule=NoiseSchedule.from_dict(data["schedule"]),
             )
-            return cls(**fields)
+        except BridgeError as exc:
+            raise BridgeError(f"model card: {exc}; update diffusion-composer or re-export the model") from exc
         except (TypeError, ValueError, AttributeError) as exc:
+            raise BridgeError(f"model card is malformed ({exc}); re-export the model") from exc
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as exc:
             raise BridgeError(f"model card is malformed ({exc}); re-export the model") from exc
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,7 +201,9 @@ def read_card(model_dir: str | os.PathLike[str], *, verify: bool = True) -> Mode
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise BridgeError(f"{directory} has no {CARD_FILE}: is it a model folder? Export one with 'dmc export'") from exc
+        raise BridgeError(
+            f"{directory} has no {CARD_FILE}: is it a model folder? Export one with 'dmc export'"
+        ) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BridgeError(f"cannot read the model card {path}: {exc}; re-export the model") from exc
     try:
