@@ -60,15 +60,21 @@ def _track_parts(track: mido.MidiTrack, tpb: int) -> dict[int, list[Note]]:
 
 
 def _first_meta(mid: mido.MidiFile) -> tuple[float, tuple[int, int]]:
-    """The tempo and time signature in force at the start (defaults when absent)."""
-    bpm, metre = None, None
+    """The tempo and time signature in force at the start (defaults when absent).
+
+    The earliest of each by time, in any track: a later track's tick-0 tempo comes before a change
+    further on in the first track.
+    """
+    first: dict[str, tuple[int, mido.MetaMessage]] = {}
     for track in mid.tracks:
+        tick = 0
         for msg in track:
-            if msg.type == "set_tempo" and bpm is None:
-                bpm = mido.tempo2bpm(msg.tempo)
-            elif msg.type == "time_signature" and metre is None:
-                metre = (msg.numerator, msg.denominator)
-    return round(bpm or DEFAULT_BPM, 3), metre or (4, 4)
+            tick += msg.time
+            if msg.type in ("set_tempo", "time_signature") and (msg.type not in first or tick < first[msg.type][0]):
+                first[msg.type] = (tick, msg)
+    bpm = mido.tempo2bpm(first["set_tempo"][1].tempo) if "set_tempo" in first else DEFAULT_BPM
+    sig = first.get("time_signature", (0, None))[1]
+    return round(bpm, 3), (sig.numerator, sig.denominator) if sig else (4, 4)
 
 
 def read_midi(
