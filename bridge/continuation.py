@@ -1,0 +1,76 @@
+"""Continuation: the model writes what follows a prompt, and pieces longer than L notes.
+
+:func:`bridge.samplers.sample` holds a prompt's k notes during denoising (``prompt=``): before
+each network run the first k positions become the prompt noised to the current level, and
+the result keeps them exactly. The causal model makes the prompt condition what follows.
+Here: prompts from notes, and long pieces as sliding windows, each continuing the last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from bridge.codec import Note, notes_to_features
+from bridge.constraints import PitchConstraint
+from bridge.errors import BridgeError
+from bridge.samplers import DenoiserLike, Progress, Sampler, sample
+
+
+def prompt_features(notes: Sequence[Note], encoding: str, max_notes: int) -> np.ndarray:
+    """The last ``max_notes`` notes (a .mid file's, or what the daemon heard) as unscaled ``(k, 3)``.
+
+    The first delta is 0, as at the start of every training segment.
+    """
+    features = notes_to_features(notes, encoding)[-max_notes:].copy() if max_notes > 0 else np.zeros((0, 3))
+    if len(features):
+        features[0, 2] = 0.0
+    return features
+
+
+def continue_long(
+    denoiser: DenoiserLike,
+    sampler: Sampler,
+    n: int,
+    total_notes: int,
+    steps: int | None = None,
+    seed: int | np.random.Generator | None = None,
+    *,
+    prompt: np.ndarray | None = None,
+    hop: int | None = None,
+    constraint: PitchConstraint | None = None,
+    project_during: bool = True,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """``n`` pieces of ``total_notes`` notes -> scaled ``(n, total_notes, 3)``, decoded like :func:`sample`'s.
+
+    The first window continues ``prompt`` (unscaled ``(k, 3)``, counted in ``total_notes``) if
+    given; each next window takes the previous one's last ``L - hop`` notes as its prompt and
+    adds ``hop`` new notes (default L / 2).
+    """
+    length = denoiser.card.length
+    hop = length // 2 if hop is None else hop
+    if not 1 <= hop < length or total_notes < 1:
+        raise BridgeError(f"need 1 <= hop < {length} and at least one note, got hop {hop} and {total_notes} notes")
+    rng = np.random.default_rng(seed)
+    windows = 1 + math.ceil(max(total_notes - length, 0) / hop)
+    parts: list[np.ndarray] = []
+    for window in range(windows):
+        if window:
+            prompt = denoiser.card.stats.unscale(parts[-1][:, hop:])  # (n, L - hop, 3): the previous window's end
+            prompt[:, 0, 2] = 0.0
+        out = sample(
+            denoiser, sampler, n, steps, rng, prompt=prompt, constraint=constraint,
+            project_during=project_during, progress=_part(progress, window, windows),
+        )
+        parts.append(out)
+    return np.concatenate([parts[0], *(p[:, length - hop :] for p in parts[1:])], axis=1)[:, :total_notes]
+
+
+def _part(progress: Progress | None, window: int, windows: int) -> Progress | None:
+    """Report one window's steps as part of the whole piece's."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(window * total + done, windows * total)
