@@ -1,0 +1,218 @@
+"""Where the daemon's phrases come from: the small interface between the real-time side and the model.
+
+A :class:`PhraseSource` turns a :class:`PhraseRequest` into a :class:`Phrase` (notes in beats
+from the phrase start) before a deadline. :class:`ModelPhraseSource` runs the diffusion model
+(samplers, constraints, continuation, decoding), choosing the most denoising steps that fit
+before the deadline; :class:`ArpeggioSource` needs no model (``dmc serve --model none``) and
+lets a musician check ports, clock and triggers in their DAW before a model is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from bridge.codec import Note
+from bridge.constraints import ACCIDENTALS, NOTE_NAMES, PitchConstraint, parse_scale
+from bridge.continuation import prompt_features
+from bridge.deadline import StepBudget
+from bridge.decoding import DecodeOptions, decode_one, fold_into_range
+from bridge.runtime import Denoiser
+from bridge.samplers import make_sampler, sample
+
+SEED_RANGE = 2**32
+
+
+@dataclass(frozen=True)
+class PhraseRequest:
+    """What to write. ``low``/``high``: range of the played notes (after ``transpose``).
+
+    ``prime`` (beats from its own start, ``prime_beats`` long) is continued when given.
+    """
+
+    length_beats: float = 8.0
+    scale: str = "C major"
+    low: int = 36
+    high: int = 96
+    steps: int = 20  # the most steps allowed
+    min_steps: int = 4
+    sampler: str = "dpm++"
+    seed: int | None = None
+    grid: float | None = 0.25
+    velocity: int = 90
+    channel: int = 0
+    program: int = 0
+    transpose: int = 0
+    prime: tuple[Note, ...] = ()
+    prime_beats: float = 0.0
+
+
+@dataclass(frozen=True)
+class PhraseInfo:
+    """How a phrase was made (status line and the take's parameters)."""
+
+    steps: int
+    generation_ms: float
+    seed: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Notes in beats from the phrase start (onsets in ``[0, length_beats)``), and how they were made."""
+
+    notes: tuple[Note, ...]
+    length_beats: float
+    info: PhraseInfo
+    request: PhraseRequest
+
+
+class PhraseSource(Protocol):
+    """Anything that writes phrases: the model, the arpeggio demo, a test's scripted source."""
+
+    name: str
+    device: str
+
+    def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
+        """A phrase, ready by ``deadline`` (``time.monotonic()``) when possible; None: no hurry."""
+        ...
+
+    def seconds_for(self, steps: int) -> float:
+        """A cautious estimate of how long ``generate`` takes with ``steps`` steps."""
+        ...
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The seed itself, or a fresh random one (kept in the phrase's info, so a take can be redone)."""
+    return int(np.random.default_rng().integers(SEED_RANGE)) if seed is None else seed
+
+
+def fit_to_length(notes: list[Note], length_beats: float) -> tuple[Note, ...]:
+    """Notes that start inside the phrase, with durations cut at its end."""
+    kept = [n for n in notes if 0.0 <= n.onset < length_beats]
+    return tuple(sorted(dataclasses.replace(n, duration=min(n.duration, length_beats - n.onset)) for n in kept))
+
+
+class ModelPhraseSource:
+    """The diffusion model behind the daemon: one sample per phrase, continuing ``prime`` if any."""
+
+    device: str
+
+    def __init__(self, denoiser: Denoiser, budget: StepBudget | None = None) -> None:
+        self.denoiser = denoiser
+        self.budget = budget or StepBudget()
+        self.name = denoiser.card.name
+        self.device = denoiser.device
+
+    def warm_up(self) -> None:
+        """Run once so onnxruntime's first-call cost is paid now, and measure the step time."""
+        for steps in (1, 4):
+            self.generate(PhraseRequest(steps=steps, min_steps=steps, grid=None), None)
+
+    def seconds_for(self, steps: int) -> float:
+        return self.budget.seconds_for(steps)
+
+    def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
+        started = time.monotonic()
+        steps = request.steps
+        if deadline is not None:
+            steps = self.budget.steps_for(deadline - started, request.min_steps, request.steps) or request.min_steps
+        seed = resolve_seed(request.seed)
+        card = self.denoiser.card
+        prompt = prompt_features(request.prime, card.stats.encoding, card.length // 2) if request.prime else None
+        scaled = sample(
+            self.denoiser,
+            make_sampler(request.sampler, card),
+            1,
+            steps,
+            seed,
+            constraint=self._constraint(request),
+            prompt=prompt,
+        )[0]
+        notes = decode_one(scaled, card.stats, self._decode_options(request), rng=np.random.default_rng(seed))
+        if prompt is not None:
+            notes = _after_prime(notes, len(prompt), request)
+        seconds = time.monotonic() - started
+        self.budget.observe(steps, seconds)
+        info = PhraseInfo(steps, seconds * 1000.0, seed, self.name)
+        return Phrase(fit_to_length(notes, request.length_beats), request.length_beats, info, request)
+
+    @staticmethod
+    def _constraint(request: PhraseRequest) -> PitchConstraint:
+        """The scale, and the range ``low..high`` of played notes moved back by the transposition."""
+        low, high = (min(max(p - request.transpose, 0), 127) for p in (request.low, request.high))
+        return PitchConstraint.parse(request.scale, low, high)
+
+    @staticmethod
+    def _decode_options(request: PhraseRequest) -> DecodeOptions:
+        return DecodeOptions(
+            grid=request.grid,
+            transpose=request.transpose,
+            low=request.low,
+            high=request.high,
+            velocity=request.velocity,
+            channel=request.channel,
+            program=request.program,
+        )
+
+
+def _after_prime(notes: list[Note], k: int, request: PhraseRequest) -> list[Note]:
+    """The new notes of a continuation, in beats from the end of the prime.
+
+    The decoded piece (in the model's order, onsets never decreasing) starts with the prime's
+    last k notes, the first of them at 0 where it sat at ``tail[0].onset`` in the prime. A new
+    note that would start before the prime's end moves the new notes later together.
+    """
+    new = notes[k:]
+    if not new:
+        return []
+    tail = sorted(request.prime)[-k:]
+    shift = tail[0].onset - request.prime_beats
+    shift += max(0.0, -(new[0].onset + shift))
+    return [dataclasses.replace(n, onset=n.onset + shift) for n in new]
+
+
+class ArpeggioSource:
+    """A model-free demo: arpeggios through I-vi-IV-V in the requested scale, a bar per chord.
+
+    Continues from the prime's length (the next chords), varies the pattern by seed.
+    """
+
+    name = "arpeggio (no model)"
+    device = "none"
+
+    def seconds_for(self, steps: int) -> float:
+        return 0.001
+
+    def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
+        started = time.monotonic()
+        seed = resolve_seed(request.seed)
+        tonic = _tonic(request.scale)
+        intervals = sorted((pc - tonic) % 12 for pc in parse_scale(request.scale))
+        base = request.low + (tonic - request.low) % 12
+        step = request.grid or 0.25
+        pattern = np.random.default_rng(seed).permutation([0, 2, 4, 7])  # a triad and its octave, in degrees
+        first_chord = int(request.prime_beats // 4)
+        notes = []
+        for i in range(math.ceil(request.length_beats / step)):
+            onset = i * step
+            degree = (0, 5, 3, 4)[(first_chord + int(onset // 4)) % 4] + int(pattern[i % 4])
+            pitch = base + 12 * (degree // len(intervals)) + intervals[degree % len(intervals)] + request.transpose
+            notes.append(Note(onset, pitch, step * 0.9, request.velocity, request.channel, request.program))
+        pitches = fold_into_range(np.array([n.pitch for n in notes]), request.low, request.high)
+        notes = [dataclasses.replace(n, pitch=int(p)) for n, p in zip(notes, pitches, strict=True)]
+        info = PhraseInfo(0, (time.monotonic() - started) * 1000.0, seed, self.name)
+        return Phrase(fit_to_length(notes, request.length_beats), request.length_beats, info, request)
+
+
+def _tonic(scale: str) -> int:
+    """The pitch class of the scale's root ("F# minor" -> 6); the lowest class for "0,2,4,7,9"."""
+    words = scale.split()
+    if words and words[0][0].lower() in NOTE_NAMES:
+        return (NOTE_NAMES[words[0][0].lower()] + ACCIDENTALS.get(words[0][1:], 0)) % 12
+    return min(parse_scale(scale))

@@ -1,0 +1,71 @@
+"""Phrase sources: the model behind the daemon (tiny real model), the arpeggio demo, the step budget."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.codec import Note
+from bridge.constraints import parse_scale
+from bridge.deadline import StepBudget
+from bridge.phrases import ArpeggioSource, ModelPhraseSource, PhraseRequest
+from bridge.runtime import Denoiser
+
+
+def test_model_phrase_is_in_key_range_and_length(tiny_denoiser: Denoiser) -> None:
+    source = ModelPhraseSource(tiny_denoiser)
+    request = PhraseRequest(length_beats=4.0, scale="D minor", low=50, high=70, steps=6, seed=3, channel=2)
+    phrase = source.generate(request, None)
+    assert phrase.notes, "the tiny model writes notes"
+    assert phrase.info.steps == 6 and phrase.info.seed == 3
+    classes = parse_scale("D minor")
+    assert all(n.pitch % 12 in classes and 50 <= n.pitch <= 70 and n.channel == 2 for n in phrase.notes)
+    assert all(0 <= n.onset < 4.0 and n.onset + n.duration <= 4.0 + 1e-9 for n in phrase.notes)
+    assert source.generate(request, None).notes == phrase.notes  # a seed repeats
+
+
+def test_transpose_moves_notes_and_keeps_the_played_range(tiny_denoiser: Denoiser) -> None:
+    source = ModelPhraseSource(tiny_denoiser)
+    plain = source.generate(PhraseRequest(seed=5, steps=4, scale="C major"), None)
+    up = source.generate(PhraseRequest(seed=5, steps=4, scale="C major", transpose=2), None)
+    assert [n.pitch + 2 for n in plain.notes] == [n.pitch for n in up.notes]
+
+
+def test_continuation_starts_after_the_prime(tiny_denoiser: Denoiser) -> None:
+    prime = tuple(Note(float(i), 60 + i, 0.5) for i in range(4))
+    phrase = ModelPhraseSource(tiny_denoiser).generate(
+        PhraseRequest(length_beats=8.0, steps=4, seed=1, prime=prime, prime_beats=4.0), None
+    )
+    assert all(n.onset >= 0 for n in phrase.notes)
+
+
+def test_deadline_chooses_fewer_steps_within_limits(tiny_denoiser: Denoiser) -> None:
+    source = ModelPhraseSource(tiny_denoiser, StepBudget())
+    source.warm_up()
+    per_step = source.budget.step_seconds()
+    request = PhraseRequest(steps=200, min_steps=2, seed=0)
+    tight = source.generate(request, time.monotonic() + source.seconds_for(10))
+    assert 2 <= tight.info.steps < 200
+    assert source.generate(request, time.monotonic() + 1e-6).info.steps == 2  # never fewer than the minimum
+    assert source.generate(request, None).info.steps == 200
+    assert per_step > 0
+
+
+def test_step_budget_estimates_and_fits() -> None:
+    budget = StepBudget(step_s=1.0, fixed_s=0.0)
+    for _ in range(5):
+        budget.observe(10, 0.1)
+    assert budget.step_seconds() == pytest.approx(0.01, rel=0.05)
+    assert budget.steps_for(0.5, 4, 30) == 30
+    assert budget.steps_for(0.1, 4, 30) == 8  # 85 % of 0.1 s at 10 ms a step
+    assert budget.steps_for(0.01, 4, 30) is None
+
+
+def test_arpeggio_demo_follows_the_request() -> None:
+    request = PhraseRequest(length_beats=8.0, scale="F major", low=53, high=77, seed=2, channel=4, velocity=70)
+    phrase = ArpeggioSource().generate(request, None)
+    classes = parse_scale("F major")
+    assert len(phrase.notes) == 32
+    assert all(n.pitch % 12 in classes and 53 <= n.pitch <= 77 for n in phrase.notes)
+    assert {(n.channel, n.velocity) for n in phrase.notes} == {(4, 70)}
