@@ -125,9 +125,9 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 class Denoiser:
     """The network behind one call: ``(B, 1, L, 3)`` sample and ``(B,)`` timesteps -> ``(B, 1, L, 3)``.
 
-    Input buffers are kept per batch size and reused every step; on CUDA the inputs and the
-    output live on the GPU through IO binding. Calls are serialized by a lock, so one
-    Denoiser may be shared between threads.
+    Inputs and output are bound once per batch size (IO binding) and reused every step; on
+    CUDA they live on the GPU. Calls are serialized by a lock, so one Denoiser may be shared
+    between threads.
     """
 
     def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str) -> None:
@@ -172,37 +172,41 @@ class Denoiser:
 
 @dataclass(frozen=True)
 class _Buffers:
-    """Host input arrays for one batch size and, on CUDA, the IO binding to GPU copies of them."""
+    """One batch size's IO binding: inputs and output stay bound on the device, run after run.
+
+    On CPU an OrtValue made from a numpy array shares its memory, so copying into the host
+    array is all a run needs; on CUDA the host array is then copied to the GPU in place.
+    """
 
     sample: np.ndarray
     timestep: np.ndarray
-    binding: ort.IOBinding | None
-    device_inputs: tuple[ort.OrtValue, ...]
-    device_output: ort.OrtValue | None
+    device: str
+    binding: ort.IOBinding
+    inputs: tuple[ort.OrtValue, ort.OrtValue]
+    output: ort.OrtValue
 
     @classmethod
     def allocate(cls, session: ort.InferenceSession, batch: int, length: int, device: str) -> _Buffers:
         sample = np.zeros((batch, 1, length, 3), np.float32)
         timestep = np.zeros((batch,), np.float32)
-        if device != "cuda":
-            return cls(sample, timestep, None, (), None)
+        from_numpy = ort.OrtValue.ortvalue_from_numpy
+        inputs = (from_numpy(sample, device, 0), from_numpy(timestep, device, 0))
+        output = ort.OrtValue.ortvalue_from_shape_and_type(sample.shape, np.float32, device, 0)
         binding = session.io_binding()
-        inputs = tuple(ort.OrtValue.ortvalue_from_numpy(a, "cuda", 0) for a in (sample, timestep))
-        output = ort.OrtValue.ortvalue_from_shape_and_type(sample.shape, np.float32, "cuda", 0)
         binding.bind_ortvalue_input("sample", inputs[0])
         binding.bind_ortvalue_input("timestep", inputs[1])
         binding.bind_ortvalue_output("prediction", output)
-        return cls(sample, timestep, binding, inputs, output)
+        return cls(sample, timestep, device, binding, inputs, output)
 
     def run(self, session: ort.InferenceSession, sample: np.ndarray, timestep: np.ndarray) -> np.ndarray:
+        """Copy the inputs in (converting to float32), run, and return a copy the caller owns."""
         np.copyto(self.sample, sample, casting="same_kind")
         np.copyto(self.timestep, timestep, casting="same_kind")
-        if self.binding is None:
-            return session.run(["prediction"], {"sample": self.sample, "timestep": self.timestep})[0]
-        self.device_inputs[0].update_inplace(self.sample)
-        self.device_inputs[1].update_inplace(self.timestep)
+        if self.device != "cpu":
+            self.inputs[0].update_inplace(self.sample)
+            self.inputs[1].update_inplace(self.timestep)
         session.run_with_iobinding(self.binding)
-        return self.device_output.numpy()
+        return np.array(self.output.numpy(), copy=True)  # on CPU .numpy() is a view the next run overwrites
 
 
 def load_model(
