@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.atomic import write_bytes
 from bridge.codec import FEATURES, FeatureStats
 from bridge.errors import BridgeError
 from bridge.schedule import NoiseSchedule
@@ -222,16 +222,7 @@ def read_card(model_dir: str | os.PathLike[str], *, verify: bool = True) -> Mode
 
 
 def write_card(model_dir: str | os.PathLike[str], card: ModelCard) -> Path:
-    """Write ``model_dir/model.json`` atomically (temp file, then rename), so a reader never sees half."""
-    directory = Path(model_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(card.to_dict(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{CARD_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, directory / CARD_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return directory / CARD_FILE
+    """Write ``model_dir/model.json`` atomically, so a reader never sees half a card."""
+    path = Path(model_dir) / CARD_FILE
+    write_bytes(path, (json.dumps(card.to_dict(), indent=2) + "\n").encode("utf-8"))
+    return path
