@@ -1,12 +1,13 @@
 """A training run -> ``weights/<name>/``: model.onnx (+ fp16 variant) and its card.
 
 Nothing is written unless parity holds: the ONNX graph must reproduce the Keras network to
-within ``MAX_ABS`` on random inputs. The card is written last, so a reader never sees a card
-whose checksum names a file that is not there yet.
+within ``MAX_ABS`` on random inputs (every graph is built and checked in memory first). The
+card is written last, so a reader never sees a card whose checksum names a missing file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bridge.atomic import write_bytes
-from bridge.card import ModelCard, sha256_file, write_card
+from bridge.card import ModelCard, write_card
 from bridge.codec import FeatureStats
 from bridge.schedule import NoiseSchedule
 from export import onnx_graph, parity
@@ -59,11 +60,15 @@ def export_model(
             f"the ONNX graph differs from the Keras network by {check.max_abs:.3g} (limit {parity.MAX_ABS}); "
             "nothing was written. Report this with the run folder."
         )
+    files = {MODEL_FILE: graph}
+    variants = None
+    if fp16:
+        files[FP16_FILE], variants = _fp16_variant(proto, graph, source)
     out = Path(out_dir)
-    write_bytes(out / MODEL_FILE, graph)
-    variants = {"fp16": _write_fp16(proto, graph, out, source)} if fp16 else None
+    for file_name, data in files.items():
+        write_bytes(out / file_name, data)
     card = ModelCard(
-        name=name, model_file=MODEL_FILE, sha256=sha256_file(out / MODEL_FILE), opset=onnx_graph.OPSET,
+        name=name, model_file=MODEL_FILE, sha256=_sha256(graph), opset=onnx_graph.OPSET,
         length=source.length, stats=source.stats, schedule=source.schedule, prediction=source.prediction,
         parameters=int(source.network.count_params()), training=source.training, parity=check.to_dict(),
         variants=variants,
@@ -73,15 +78,18 @@ def export_model(
     return card
 
 
-def _write_fp16(proto: Any, graph: bytes, out: Path, source: ExportSource) -> dict[str, Any]:
-    """The half-precision variant, with its parity against the float32 graph (CPU)."""
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fp16_variant(proto: Any, graph: bytes, source: ExportSource) -> tuple[bytes, dict[str, Any]]:
+    """The half-precision graph and its card entry, with parity against the float32 graph (CPU)."""
     half = onnx_graph.to_fp16(proto).SerializeToString()
     check = parity.measure(parity.onnx_runner(graph), parity.onnx_runner(half), source.length, source.schedule.steps)
     log.info("parity fp16 vs float32 graph: max abs difference %.2e", check.max_abs)
     if not check.max_abs <= FP16_MAX_ABS:
         raise ExportError(f"the fp16 graph differs from float32 by {check.max_abs:.3g} (limit {FP16_MAX_ABS})")
-    write_bytes(out / FP16_FILE, half)
-    return {"model_file": FP16_FILE, "sha256": sha256_file(out / FP16_FILE), "parity_max_abs": check.max_abs}
+    return half, {"model_file": FP16_FILE, "sha256": _sha256(half), "parity_max_abs": check.max_abs}
 
 
 def export_run(

@@ -38,8 +38,20 @@ def keras_to_onnx(network: object, length: int, opset: int = OPSET) -> onnx.Mode
 
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Half-precision weights and arithmetic, float32 inputs and outputs (so callers never change)."""
+    import warnings
+
     from onnxconverter_common import float16
 
-    half = float16.convert_float_to_float16(proto, keep_io_types=True)
+    model_casts = {n.name for n in proto.graph.node if n.op_type == "Cast"}
+    with warnings.catch_warnings():  # it warns for every constant it clamps to fp16's range (the -1e9 mask)
+        warnings.simplefilter("ignore", UserWarning)
+        half = float16.convert_float_to_float16(proto, keep_io_types=True)
+    # The converter leaves the graph's own casts to float32 (e.g. a boolean mask made numeric), whose
+    # float32 output then meets fp16 operands: make them cast to fp16 like everything around them.
+    for node in half.graph.node:
+        if node.op_type == "Cast" and node.name in model_casts:
+            for attr in node.attribute:
+                if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
+                    attr.i = onnx.TensorProto.FLOAT16
     onnx.checker.check_model(half)
     return half
