@@ -112,6 +112,20 @@ class TempoClock:
             self._anchor_time = now
             self._bpm = bpm
 
+    def set_source(self, source: str) -> None:
+        """Switch between the internal tempo and MIDI clock, keeping the position."""
+        if source not in CLOCK_SOURCES:
+            raise BridgeError(f"clock source {source!r} is unknown; use one of {', '.join(CLOCK_SOURCES)}")
+        position = self.position()
+        with self._lock:
+            if source == self.source:
+                return
+            self.source = source
+            self._anchor_time, self._anchor_beat = time.monotonic(), position
+            self._tick = round(position * PPQ)
+            self._running = source == "internal"
+            self._await_first_tick = False
+
     # --- MIDI clock ----------------------------------------------------------------------
 
     def midi_message(self, message: list[int], t: float) -> str | None:

@@ -150,6 +150,11 @@ class Player:
         starts = sum(1 for e in ahead if e.kind is Kind.START)
         return starts, (ahead[-1].beat if ahead else None)
 
+    def recent_timing(self, count: int) -> list[tuple[float, float]]:
+        """The last ``count`` (due, sent) pairs of sent events."""
+        with self._cond:
+            return list(self.timing)[-count:]
+
     # --- the loop -----------------------------------------------------------------------
 
     def _run(self) -> None:

@@ -71,6 +71,11 @@ def jack_server_identity() -> tuple[int, int] | None:
     return st.st_ino, st.st_ctime_ns
 
 
+def alsa_sequencer_present() -> bool:
+    """ALSA MIDI needs the sequencer device; without it libasound prints errors before failing."""
+    return Path("/dev/snd/seq").exists()
+
+
 def resolve_api(name: str) -> int:
     """``--api`` value -> rtmidi constant; ``auto`` prefers CoreMIDI, WinMM, a running JACK, ALSA."""
     compiled = rtmidi.get_compiled_api()
@@ -121,6 +126,9 @@ def list_ports() -> list[PortListing]:
         name = api_name(api)
         if api == rtmidi.API_UNIX_JACK and jack_server_identity() is None:
             listings.append(PortListing(name, error="no JACK server is running"))
+            continue
+        if api == rtmidi.API_LINUX_ALSA and not alsa_sequencer_present():
+            listings.append(PortListing(name, error="no ALSA sequencer (/dev/snd/seq); load snd-seq or use JACK"))
             continue
         try:
             midi_in = rtmidi.MidiIn(rtapi=api, name=f"{CLIENT_NAME}-list")
@@ -191,6 +199,8 @@ class MidiPort:
         log.info("MIDI %s: %s %r on %s", self.kind, where, self.name, api_name(self.api))
 
     def _make_handle(self) -> Any:
+        if self.api == rtmidi.API_LINUX_ALSA and not alsa_sequencer_present():
+            raise BridgeError("no ALSA sequencer here (/dev/snd/seq): load the snd-seq module, or use --api jack")
         handle = self._rtmidi_class()(rtapi=self.api, name=self.client_name)
         try:
             if self.virtual:
@@ -325,8 +335,8 @@ class _InputCallback:
         self._callback(event[0], time.monotonic())
 
 
-def reopen_vanished(ports: Sequence[MidiPort]) -> list[str]:
-    """Close every dead port first, then reopen those that can be; returns what happened, for the log.
+def reopen_vanished(ports: Sequence[MidiPort]) -> list[tuple[MidiPort, str]]:
+    """Close every dead port, then reopen those that can be; logs and returns (port, "vanished"/"reopened").
 
     Dead ports must all be closed before any is reopened (see the module docstring).
     """
@@ -334,8 +344,9 @@ def reopen_vanished(ports: Sequence[MidiPort]) -> list[str]:
     for port in ports:
         if port.is_open and not port.alive():
             port.close()
-            events.append(f"MIDI {port.kind} port {port.name!r} vanished; it will be reopened when "
-                          f"{api_name(port.api)} is back")
+            log.warning("MIDI %s port %r vanished; it will be reopened when %s is back", port.kind, port.name,
+                        api_name(port.api))
+            events.append((port, "vanished"))
     for port in ports:
         if not port.is_open and port.can_reopen():
             try:
@@ -343,7 +354,8 @@ def reopen_vanished(ports: Sequence[MidiPort]) -> list[str]:
             except BridgeError as exc:
                 log.debug("reopen failed: %s", exc)
                 continue
-            events.append(f"MIDI {port.kind} port {port.name!r} reopened")
+            log.warning("MIDI %s port %r reopened; connect it again in the DAW if needed", port.kind, port.name)
+            events.append((port, "reopened"))
     return events
 
 

@@ -1,0 +1,151 @@
+"""Test helpers for real JACK MIDI: a private ``jackd`` (dummy driver), and clients that record or send.
+
+Each server gets a unique name and dies with the test process (PR_SET_PDEATHSIG), so a
+crashed or killed test run never leaves one behind. Clients in this process find the server
+through ``JACK_DEFAULT_SERVER``, which the fixture sets before any client is made.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import rtmidi
+
+from bridge.ports import jack_server_identity
+
+READY_TIMEOUT_S = 15.0
+
+
+def jackd_available() -> bool:
+    return shutil.which("jackd") is not None and rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class JackServer:
+    """``jackd --no-realtime -n NAME -d dummy``; the caller sets JACK_DEFAULT_SERVER to ``name``."""
+
+    def __init__(self, log_dir: Path, rate: int = 48000, period: int = 64) -> None:
+        self.name = f"dmctest-{uuid.uuid4().hex[:10]}"
+        self.rate = rate
+        self.period = period
+        self.log_path = log_dir / f"{self.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def period_s(self) -> float:
+        return self.period / self.rate
+
+    def start(self) -> None:
+        """Start and wait until a client can connect (the server's socket exists and answers)."""
+        cmd = ["jackd", "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        env = {**os.environ, "JACK_DEFAULT_SERVER": self.name}
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"jackd exited ({self._proc.returncode}); see {self.log_path}")
+            ready = subprocess.run(
+                ["jack_wait", "-s", self.name, "-c"], env=env, capture_output=True, timeout=5, check=False
+            )
+            if b"running" in ready.stdout and b"not running" not in ready.stdout:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"jackd {self.name} did not become ready in {READY_TIMEOUT_S} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        """Terminate (then kill) the server and wait for it; its socket is gone afterwards."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        deadline = time.monotonic() + 5
+        while jack_server_identity() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class Receiver:
+    """A JACK MIDI input connected to a source port; records (monotonic time, message)."""
+
+    def __init__(self, source_port: str, client_name: str = "receiver", timeout_s: float = 5.0) -> None:
+        self.messages: list[tuple[float, list[int]]] = []
+        self._lock = threading.Lock()
+        self._midi = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client_name)
+        self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
+        _open_when_listed(self._midi, source_port, timeout_s)
+        self._midi.set_callback(self._record)
+
+    def _record(self, event: tuple[list[int], float], data: object = None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.messages.append((now, list(event[0])))
+
+    def snapshot(self) -> list[tuple[float, list[int]]]:
+        with self._lock:
+            return list(self.messages)
+
+    def wait_for(self, predicate, timeout_s: float) -> list[tuple[float, list[int]]]:
+        """Poll until ``predicate(messages)`` holds; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            messages = self.snapshot()
+            if predicate(messages):
+                return messages
+            assert time.monotonic() < deadline, f"timed out after {timeout_s} s with {len(messages)} messages"
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._midi.cancel_callback()
+        self._midi.close_port()
+        self._midi.delete()
+
+
+class Sender:
+    """A JACK MIDI output connected to a destination port (the daemon's input)."""
+
+    def __init__(self, dest_port: str, client_name: str = "sender", timeout_s: float = 5.0) -> None:
+        self._midi = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=client_name)
+        _open_when_listed(self._midi, dest_port, timeout_s)
+
+    def send(self, message: list[int]) -> None:
+        self._midi.send_message(message)
+
+    def close(self) -> None:
+        self._midi.close_port()
+        self._midi.delete()
+
+
+def _open_when_listed(midi: rtmidi.MidiIn | rtmidi.MidiOut, port: str, timeout_s: float) -> None:
+    """Open (and so connect to) the port whose full JACK name ends with ``port``, once it exists."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        names = midi.get_ports()
+        index = next((i for i, name in enumerate(names) if name.endswith(port)), None)
+        if index is not None:
+            midi.open_port(index)
+            return
+        if time.monotonic() > deadline:
+            midi.delete()
+            raise AssertionError(f"no JACK port {port!r} within {timeout_s} s (have {names})")
+        time.sleep(0.05)
