@@ -40,18 +40,37 @@ def corpus_paths(composer: str) -> list[Path]:
     return paths
 
 
-def convert_score(source: Path, target_dir: Path) -> int:
-    """Worker: one score (or every score of an opus) -> .mid files; returns how many were written."""
+def score_names(paths: Sequence[Path]) -> dict[str, Path]:
+    """A unique MIDI name (no suffix) for each piece: its path below the composer's folder, ``/`` -> ``-``.
+
+    music21 names many scores ``movement1.mxl`` in different folders (``haydn/opus1no1/``,
+    ``haydn/opus74no1/``), so the file's stem alone is not unique; some pieces ship in two formats
+    (``beethoven/opus18no1/movement1.krn`` and ``.mxl``): the first in sorted order is kept, so one
+    piece never lands in both the training and the held-out split.
+    """
+    root = Path(os.path.commonpath([p.parent for p in paths]))
+    names: dict[str, Path] = {}
+    for path in sorted(paths):
+        names.setdefault("-".join(path.relative_to(root).with_suffix("").parts), path)
+    return names
+
+
+def convert_score(source: Path, target_dir: Path, name: str | None = None) -> int:
+    """Worker: one score (or every score of an opus) -> .mid files named ``name`` (default: the score's stem).
+
+    Returns how many files were written.
+    """
     from music21 import converter, stream
 
+    stem = name or source.stem
     try:
         parsed = converter.parse(source)
         scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
         for i, score in enumerate(scores):
-            name = f"{source.stem}{OPUS_MARK}{i}.mid" if len(scores) > 1 else f"{source.stem}.mid"
-            tmp = target_dir / f".{name}.tmp"
+            file_name = f"{stem}{OPUS_MARK}{i}.mid" if len(scores) > 1 else f"{stem}.mid"
+            tmp = target_dir / f".{file_name}.tmp"
             score.write("midi", fp=tmp)
-            tmp.replace(target_dir / name)
+            tmp.replace(target_dir / file_name)
         return len(scores)
     except Exception as exc:  # music21 raises many kinds for scores it cannot translate
         log.debug("cannot convert %s: %s", source, exc)
@@ -66,7 +85,7 @@ def convert_corpus(composers: Sequence[str], *, workers: int, show_progress: boo
         folder.mkdir(parents=True, exist_ok=True)
         folders.append(folder)
         done = {p.stem.split(OPUS_MARK)[0] for p in folder.glob("*.mid")}
-        todo += [(p, folder) for p in corpus_paths(composer) if p.stem not in done]
+        todo += [(p, folder, name) for name, p in score_names(corpus_paths(composer)).items() if name not in done]
     if todo:
         log.info("converting %d music21 scores to MIDI (once; cached in %s)", len(todo), cache_root())
         with progress(len(todo), "converting scores", enabled=show_progress) as advance, ProcessPoolExecutor(
