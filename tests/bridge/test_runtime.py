@@ -158,6 +158,24 @@ def test_auto_says_in_one_quiet_line_which_device_runs(
     assert out == "" and err == ""  # none of onnxruntime's CUDA load errors
 
 
+def test_a_cuda_session_that_falls_back_is_noticed_quietly(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Libraries loadable but no GPU: onnxruntime quietly falls back to CPU; auto says so, cuda refuses."""
+    if runtime.check_cuda().usable:
+        pytest.skip("CUDA is usable here")
+    monkeypatch.setattr(runtime, "check_cuda", lambda: CudaCheck(True))
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: providers)
+    with caplog.at_level(logging.INFO, logger="bridge.runtime"):
+        assert load_model(tiny_model_dir, device="auto").device == "cpu"
+    assert "CUDA not used: onnxruntime could not start a CUDA session" in caplog.records[-1].getMessage()
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(BridgeError, match="could not start a CUDA session"):
+        load_model(tiny_model_dir, device="cuda")
+
+
 def test_check_cuda_agrees_with_auto(tiny_model_dir: Path) -> None:
     """Where CUDA is not usable (these test machines), auto runs on CPU and says why if CUDA was listed."""
     check = runtime.check_cuda()
