@@ -1,7 +1,7 @@
 """Baselines that must score badly: if one passes a metric, that metric cannot tell music from noise.
 
-Both are built from real pieces (in :func:`evaluation.evaluate`, the second reference half, which
-stands in for training data), one per piece, with the piece's note count and start.
+Both remake real pieces one for one (an empty piece stays empty), keeping each piece's note
+count and start, so baseline ``i`` can stand beside reference piece ``i`` in any split.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ def independent_notes(pieces: Sequence[Sequence[Note]], rng: np.random.Generator
     What a model knows when it has learned only the per-feature histograms: right pitches and
     rhythmic values, no key, no voice leading, no chords beyond chance.
     """
-    features = [notes_to_features(p) for p in pieces if p]
-    if not features:
-        return []
-    pool = np.concatenate(features)
-    out = []
-    for piece, f in zip((p for p in pieces if p), features, strict=True):
+    features = [notes_to_features(p) for p in pieces]
+    pool = np.concatenate([np.zeros((0, 3)), *features])
+    out: list[list[Note]] = []
+    for piece, f in zip(pieces, features, strict=True):
         drawn = pool[rng.integers(len(pool), size=f.shape), np.arange(3)]
-        out.append(features_to_notes(drawn, start=sort_notes(piece)[0].onset))
+        out.append(features_to_notes(drawn, start=min(n.onset for n in piece)) if len(f) else [])
     return out
 
 

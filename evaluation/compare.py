@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
@@ -23,10 +24,11 @@ from evaluation.report import EvaluationReport, MetricScore
 
 log = logging.getLogger(__name__)
 
-GRID_POINTS = 256
+GRID_POINTS = 128
 MIN_GRID_STEPS = 2.0  # a bandwidth spans at least this many grid steps, so every density is resolved
 KL_EPSILON = 1e-10
 SET_NAMES = ("sample", "heldout", "independent", "shuffled")
+DEFAULT_SPLITS = 5
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -60,22 +62,19 @@ def _densities(a: np.ndarray, b: np.ndarray, points: int = GRID_POINTS) -> tuple
     return masses[0], masses[1]
 
 
+def overlap_and_kl(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(OA, KL(P_a || P_b) in nats) of the two samples' densities (Y&L report both); NaN when either
+    set has fewer than two finite values."""
+    a, b = _finite(a), _finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    p, q = _densities(a, b)
+    return float(np.minimum(p, q).sum()), float(np.sum(p * np.log((p + KL_EPSILON) / (q + KL_EPSILON))))
+
+
 def overlap_area(a: np.ndarray, b: np.ndarray) -> float:
-    """OA of the two samples' densities (Y&L eq. 2); NaN when either set has fewer than two values."""
-    a, b = _finite(a), _finite(b)
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    p, q = _densities(a, b)
-    return float(np.minimum(p, q).sum())
-
-
-def kl_divergence(a: np.ndarray, b: np.ndarray) -> float:
-    """KL(P_a || P_b) in nats of the two samples' densities, as Y&L report beside OA."""
-    a, b = _finite(a), _finite(b)
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    p, q = _densities(a, b)
-    return float(np.sum(p * np.log((p + KL_EPSILON) / (q + KL_EPSILON))))
+    """OA of the two samples' densities (Y&L eq. 2): 1 for identical sets, 0 for disjoint ones."""
+    return overlap_and_kl(a, b)[0]
 
 
 def _pairwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -132,9 +131,11 @@ def _metric_rows(metric: Metric, values: dict[str, list]) -> Iterator[MetricScor
         yield row(metric.name, {s: overlap_area(np.array(values[s]), np.array(target)) for s in SET_NAMES})
     else:
         intra = intra_set_distances(np.array(target))
-        inter = {s: inter_set_distances(np.array(values[s]), np.array(target)) for s in SET_NAMES}
-        yield row(metric.name, {s: overlap_area(intra, d) for s, d in inter.items()})
-        yield row(f"{metric.name}_kl", {s: kl_divergence(intra, d) for s, d in inter.items()}, True)
+        compared = {
+            s: overlap_and_kl(intra, inter_set_distances(np.array(values[s]), np.array(target))) for s in SET_NAMES
+        }
+        yield row(metric.name, {s: oa for s, (oa, _) in compared.items()})
+        yield row(f"{metric.name}_kl", {s: kl for s, (_, kl) in compared.items()}, True)
 
 
 def _normal_scores(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -164,39 +165,69 @@ def _frechet_row(values: dict[str, dict[str, list]]) -> MetricScore:
     return MetricScore("frechet_distance", *distances, order_sensitive=True, lower_is_better=True)
 
 
+def _split_sets(values: dict[str, dict[str, list]], first: list[int], second: list[int]) -> dict[str, dict[str, list]]:
+    """Per-piece values of the sets of one split: the target half, the held-out half, and the
+    baselines of the held-out half's pieces."""
+
+    def pick(name: str, indices: list[int]) -> dict[str, list]:
+        return {metric: [v[i] for i in indices] for metric, v in values[name].items()}
+
+    return {
+        "target": pick("reference", first),
+        "sample": values["sample"],
+        "heldout": pick("reference", second),
+        "independent": pick("independent", second),
+        "shuffled": pick("shuffled", second),
+    }
+
+
+def _split_scores(values: dict[str, dict[str, list]]) -> list[MetricScore]:
+    rows = [row for m in METRICS for row in _metric_rows(m, {s: v[m.name] for s, v in values.items()})]
+    return [*rows, _frechet_row(values)]
+
+
+def _mean_scores(runs: list[list[MetricScore]]) -> tuple[MetricScore, ...]:
+    """Each score averaged over the splits; a split that left it undefined (NaN) is skipped."""
+    out = []
+    for rows in zip(*runs, strict=True):
+        values = {s: _finite(np.array([getattr(r, s) for r in rows])) for s in SET_NAMES}
+        out.append(replace(rows[0], **{s: float(v.mean()) if len(v) else float("nan") for s, v in values.items()}))
+    return tuple(out)
+
+
 def evaluate(
     samples: Sequence[Sequence[Note]],
     reference: Sequence[Sequence[Note]],
     seed: int = 0,
     *,
     reference_groups: Sequence[int] | None = None,
+    splits: int = DEFAULT_SPLITS,
 ) -> EvaluationReport:
     """Score ``samples`` against held-out real music, with the noise floor and two baselines.
 
     The reference splits in two halves (by ``reference_groups``, e.g. source file, when given):
     every set is compared with the first, the *target*. The second half is the noise floor, and
     it stands in for training data: the baselines (independent-marginal notes, pitch-shuffled
-    pieces) are made from it, so they know as much about the music as a model could.
+    pieces) are its pieces remade, so they know as much about the music as a model could (the
+    independent notes draw on the whole reference's marginals, which only helps them). Scores
+    are means over ``splits`` random splits: one split of tens of pieces is too noisy to judge by.
     """
     if len(samples) < 2:
         raise EvaluationError(f"need at least 2 sample pieces to compare distributions, got {len(samples)}")
     rng = np.random.default_rng(seed)
-    first, second = _split(len(reference), reference_groups, rng)
-    if len(first) < 2 or len(second) < 2:
+    halves = [_split(len(reference), reference_groups, rng) for _ in range(max(splits, 1))]
+    if min(len(h) for pair in halves for h in pair) < 2:
         raise EvaluationError(
-            f"the reference must split into two halves of 2+ pieces (got {len(first)} and {len(second)}); "
+            f"the reference ({len(reference)} pieces) must split into two halves of 2+ pieces; "
             "give more held-out pieces or source files"
         )
-    heldout = [reference[i] for i in second]
     pieces = {
-        "target": [reference[i] for i in first],
         "sample": samples,
-        "heldout": heldout,
-        "independent": independent_notes(heldout, rng),
-        "shuffled": shuffled_pitches(heldout, rng),
+        "reference": reference,
+        "independent": independent_notes(reference, rng),
+        "shuffled": shuffled_pitches(reference, rng),
     }
-    log.info("evaluating %d samples against %d + %d reference pieces", len(samples), len(first), len(second))
+    log.info("evaluating %d samples against %d reference pieces, %d splits", len(samples), len(reference), splits)
     values = {s: {m.name: [m.compute(p) for p in v] for m in METRICS} for s, v in pieces.items()}
-    rows = [row for m in METRICS for row in _metric_rows(m, {s: v[m.name] for s, v in values.items()})]
-    rows.append(_frechet_row(values))
-    return EvaluationReport(tuple(rows), len(samples), len(first), len(second), seed)
+    runs = [_split_scores(_split_sets(values, first, second)) for first, second in halves]
+    return EvaluationReport(_mean_scores(runs), len(samples), len(reference), len(halves), seed)

@@ -1,16 +1,15 @@
 """Per-piece musical features, after Yang & Lerch 2020 and Mittal et al. 2021 (arXiv 2103.16091).
 
-Each function takes one piece (notes in beats) and returns a number, a fixed-size array or, for
-the framewise features, the overlaps of adjacent windows. Undefined values (an empty piece, a
-single onset) are NaN, which the comparisons drop. Notes carry no metre, so bars are taken as
-four beats, as in the generated phrases.
+Each function takes one piece (notes in beats) and returns a number or a fixed-size array.
+Undefined values (an empty piece, a single onset, too few bars) are NaN, which the comparisons
+drop. Notes carry no metre, so bars are taken as four beats, as in the generated phrases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import combinations, pairwise
+from itertools import pairwise
 from statistics import NormalDist
 from typing import Literal
 
@@ -21,7 +20,9 @@ from bridge.codec import Note, sort_notes
 BEATS_PER_BAR = 4.0
 GRID_TOLERANCE = 1.0 / 48.0  # beats; a 480-tick file rounds well inside this
 GROOVE_STEPS = 12  # per beat: the 1/4 and 1/3 grids together
-WINDOW_BARS, HOP_BARS = 2, 1  # Mittal et al.: 4-bar windows, 2-bar hop
+# Mittal et al. use 4-bar windows, 2-bar hop; ours are halved for 128-note segments of a few bars,
+# so a piece gives several overlaps rather than one or two.
+WINDOW_BARS, HOP_BARS = 2, 1
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)  # raised 7th, so no minor key shares its set with a major one
 # Y&L's 12 note-length classes, in beats: whole, half, quarter, 8th, 16th, their dotted forms, triplets.
@@ -31,15 +32,16 @@ MIN_SIGMA = {"pitch": 0.5, "duration": 1.0 / 24.0}
 
 
 def _pitches(notes: Sequence[Note]) -> np.ndarray:
-    return np.array([n.pitch for n in sort_notes(notes)], dtype=np.int64)
+    return np.array([n.pitch for n in notes], dtype=np.int64)
 
 
 def _onset_groups(notes: Sequence[Note]) -> dict[float, list[Note]]:
-    """Notes by onset, in time order (onsets rounded to the groove grid against float noise)."""
+    """Notes by onset, in time order; onsets are rounded to 1/48 beat, so float noise and slightly
+    spread (humanized) chords still count as one onset."""
     groups: dict[float, list[Note]] = {}
-    for n in sort_notes(notes):
-        groups.setdefault(round(n.onset * 48) / 48, []).append(n)
-    return groups
+    for n in notes:
+        groups.setdefault(round(n.onset / GRID_TOLERANCE) * GRID_TOLERANCE, []).append(n)
+    return dict(sorted(groups.items()))
 
 
 def pitch_class_histogram(notes: Sequence[Note]) -> np.ndarray:
@@ -88,11 +90,10 @@ def top_voice_interval(notes: Sequence[Note]) -> float:
 
 def polyphony(notes: Sequence[Note]) -> float:
     """Mean number of notes sounding at each onset time (Mittal et al.'s polyphony)."""
-    ordered = sort_notes(notes)
-    if not ordered:
+    if not notes:
         return float("nan")
-    starts = np.array([n.onset for n in ordered])
-    ends = starts + np.array([n.duration for n in ordered])
+    starts = np.array([n.onset for n in notes])
+    ends = starts + np.array([n.duration for n in notes])
     times = np.unique(starts)
     sounding = (starts[None, :] <= times[:, None] + 1e-9) & (ends[None, :] > times[:, None] + 1e-9)
     return float(np.maximum(sounding.sum(axis=1), 1).mean())
@@ -143,8 +144,8 @@ def groove_consistency(notes: Sequence[Note]) -> float:
     patterns = np.zeros((bars, steps), dtype=bool)
     for cell in cells:
         patterns[cell // steps, cell % steps] = True
-    pairs = [1.0 - np.mean(a != b) for a, b in combinations(patterns, 2)]
-    return float(np.mean(pairs))
+    distance = (patterns[:, None, :] != patterns[None, :, :]).mean(axis=2)
+    return float(1.0 - distance[np.triu_indices(bars, k=1)].mean())
 
 
 def pitch_class_transitions(notes: Sequence[Note]) -> np.ndarray:
@@ -153,7 +154,7 @@ def pitch_class_transitions(notes: Sequence[Note]) -> np.ndarray:
     Rotated so the best key's tonic is class 0: the sets mix keys, and a key-absolute matrix
     would measure the choice of key rather than the voice leading.
     """
-    pcs = _pitches(notes) % 12
+    pcs = _pitches(sort_notes(notes)) % 12  # the codec's order: chords read upwards
     matrix = np.zeros((12, 12))
     if len(pcs) < 2:
         return matrix
@@ -162,20 +163,21 @@ def pitch_class_transitions(notes: Sequence[Note]) -> np.ndarray:
     return matrix / matrix.sum()
 
 
-def _window_overlaps(notes: Sequence[Note], attribute: Literal["pitch", "duration"]) -> np.ndarray:
-    """Mittal et al.: overlap of Gaussians fitted to ``attribute`` in adjacent 4-bar windows (2-bar hop)."""
-    ordered = sort_notes(notes)
-    if not ordered:
+def window_overlaps(notes: Sequence[Note], attribute: Literal["pitch", "duration"]) -> np.ndarray:
+    """Mittal et al.'s framewise self-similarity, ``(windows - 1,)``: the overlap of Gaussians fitted
+    to ``attribute`` in adjacent windows (windows of fewer than two notes are left out)."""
+    if not notes:
         return np.zeros(0)
-    bar = BEATS_PER_BAR
-    end = np.ceil(max(n.onset + n.duration for n in ordered) / bar) * bar
-    starts = np.arange(0.0, end - WINDOW_BARS * bar + 1e-9, HOP_BARS * bar)
-    gaussians = []
-    for start in starts:
-        values = [getattr(n, attribute) for n in ordered if start <= n.onset < start + WINDOW_BARS * bar]
-        if len(values) >= 2:
-            sigma = max(float(np.std(values)), MIN_SIGMA[attribute])
-            gaussians.append(NormalDist(float(np.mean(values)), sigma))
+    onsets = np.array([n.onset for n in notes])
+    values = np.array([getattr(n, attribute) for n in notes], dtype=np.float64)
+    end = np.ceil(max(n.onset + n.duration for n in notes) / BEATS_PER_BAR) * BEATS_PER_BAR
+    starts = np.arange(0.0, end - WINDOW_BARS * BEATS_PER_BAR + 1e-9, HOP_BARS * BEATS_PER_BAR)
+    inside = (onsets >= starts[:, None]) & (onsets < starts[:, None] + WINDOW_BARS * BEATS_PER_BAR)
+    counts = inside.sum(axis=1)
+    inside, counts = inside[counts >= 2], counts[counts >= 2]
+    means = inside @ values / counts
+    spreads = np.sqrt(np.maximum(inside @ values**2 / counts - means**2, 0.0))
+    gaussians = [NormalDist(m, max(s, MIN_SIGMA[attribute])) for m, s in zip(means, spreads, strict=True)]
     return np.array([a.overlap(b) for a, b in pairwise(gaussians)])
 
 
@@ -189,22 +191,22 @@ def _variance(overlaps: np.ndarray) -> float:
 
 def pitch_consistency(notes: Sequence[Note]) -> float:
     """Mittal's pitch Consistency statistic of one piece: the mean overlap of adjacent windows."""
-    return _consistency(_window_overlaps(notes, "pitch"))
+    return _consistency(window_overlaps(notes, "pitch"))
 
 
 def pitch_variance(notes: Sequence[Note]) -> float:
     """Mittal's pitch Variance statistic of one piece: how much adjacent-window overlaps vary."""
-    return _variance(_window_overlaps(notes, "pitch"))
+    return _variance(window_overlaps(notes, "pitch"))
 
 
 def duration_consistency(notes: Sequence[Note]) -> float:
     """Mittal's duration Consistency statistic of one piece."""
-    return _consistency(_window_overlaps(notes, "duration"))
+    return _consistency(window_overlaps(notes, "duration"))
 
 
 def duration_variance(notes: Sequence[Note]) -> float:
     """Mittal's duration Variance statistic of one piece."""
-    return _variance(_window_overlaps(notes, "duration"))
+    return _variance(window_overlaps(notes, "duration"))
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,12 @@ class MetricScore:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """All scores of one run; ``samples``/``target``/``heldout`` count the pieces of each set."""
+    """All scores of one run, each the mean over ``splits`` random halvings of the reference."""
 
     scores: tuple[MetricScore, ...]
     samples: int
-    target: int
-    heldout: int
+    reference: int
+    splits: int
     seed: int
 
     def passes(self) -> dict[str, bool]:
@@ -85,7 +85,8 @@ class EvaluationReport:
 
         return {
             "seed": self.seed,
-            "pieces": {"sample": self.samples, "target": self.target, "heldout": self.heldout},
+            "pieces": {"sample": self.samples, "reference": self.reference},
+            "splits": self.splits,
             "scores": [{k: clean(v) for k, v in asdict(s).items()} | {"passes": s.passes()} for s in self.scores],
             "summary": self.summary(),
         }
@@ -111,8 +112,8 @@ def format_table(report: EvaluationReport) -> str:
     summary = report.summary()
     lines += [
         "",
-        f"pieces: {report.samples} samples; reference {report.target} target + {report.heldout} held-out "
-        f"(seed {report.seed}); * order-sensitive",
+        f"pieces: {report.samples} samples, {report.reference} reference; scores are means over "
+        f"{report.splits} random halvings of the reference (seed {report.seed}); * order-sensitive",
         f"passed {summary['passed']} of {summary['total']}; rule: {CRITERION}",
     ]
     return "\n".join(lines) + "\n"
