@@ -18,6 +18,7 @@ from training.errors import TrainingError
 log = logging.getLogger(__name__)
 OPUS_MARK = ".opus"  # "tune.opus3.mid": the fourth score of an opus file
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc")  # not .rntxt: analyses, not scores
+FAILED_SUFFIX = ".failed"  # "name.failed": music21 could not convert that score; not tried again
 
 
 def cache_root() -> Path:
@@ -74,6 +75,7 @@ def convert_score(source: Path, target_dir: Path, name: str | None = None) -> in
         return len(scores)
     except Exception as exc:  # music21 raises many kinds for scores it cannot translate
         log.debug("cannot convert %s: %s", source, exc)
+        (target_dir / f"{stem}{FAILED_SUFFIX}").write_text(f"{source}: {type(exc).__name__}: {exc}\n")
         return 0
 
 
@@ -85,12 +87,18 @@ def convert_corpus(composers: Sequence[str], *, workers: int, show_progress: boo
         folder.mkdir(parents=True, exist_ok=True)
         folders.append(folder)
         done = {p.stem.split(OPUS_MARK)[0] for p in folder.glob("*.mid")}
+        done |= {p.stem for p in folder.glob(f"*{FAILED_SUFFIX}")}
         todo += [(p, folder, name) for name, p in score_names(corpus_paths(composer)).items() if name not in done]
     if todo:
         log.info("converting %d music21 scores to MIDI (once; cached in %s)", len(todo), cache_root())
         with progress(len(todo), "converting scores", enabled=show_progress) as advance, ProcessPoolExecutor(
             max_workers=workers
         ) as pool:
-            for _ in pool.map(convert_score, *zip(*todo, strict=True), chunksize=4):
+            failed = 0
+            for written in pool.map(convert_score, *zip(*todo, strict=True), chunksize=4):
+                failed += written == 0
                 advance()
+        if failed:
+            log.warning("music21 could not convert %d of %d scores; they are left out (why: %s/*/*%s)",
+                        failed, len(todo), cache_root(), FAILED_SUFFIX)  # fmt: skip
     return folders
