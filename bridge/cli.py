@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "training.dataset_commands",
     "export.commands",
     "bridge.serve_commands",
+    "evaluation.commands",
 )
 
 
