@@ -17,6 +17,7 @@ from bridge.errors import ComposerError
 COMMAND_MODULES = (
     "training.dataset_commands",
     "export.commands",
+    "bridge.generate_commands",
     "bridge.serve_commands",
     "evaluation.commands",
 )

@@ -1,0 +1,167 @@
+"""Offline generation: N pieces as ``sample-1.mid`` ... plus ``samples.json`` to make them again.
+
+Each piece has its own seed (``seed + i``), recorded in ``samples.json``, so any one file can be
+regenerated alone and identically (``dmc generate OUT --from samples.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.atomic import write_bytes
+from bridge.codec import Note
+from bridge.constraints import PitchConstraint
+from bridge.continuation import continue_long, prompt_features
+from bridge.decoding import DecodeOptions, decode_one
+from bridge.errors import BridgeError
+from bridge.midifile import read_midi, write_midi
+from bridge.progress import progress
+from bridge.runtime import Denoiser, load_model
+from bridge.samplers import SAMPLERS, Progress, make_sampler
+
+log = logging.getLogger(__name__)
+SAMPLES_FILE = "samples.json"
+SAMPLES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Everything that decides the output; stored in ``samples.json`` (seed resolved)."""
+
+    n: int = 8
+    model: str | None = None
+    sampler: str = "dpm++"
+    steps: int | None = None  # None: the sampler's default (DDPM: all T; DDIM 50; DPM++ 20)
+    seed: int | None = None
+    prompt: str | None = None
+    notes: int | None = None  # None: the model's segment length L
+    bpm: float = 120.0
+    key: str | None = None
+    low: int = 21
+    high: int = 108
+    grid: float | None = None
+    transpose: int = 0
+    velocity: int = 80
+    program: int = 0
+    channel: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n": self.n >= 1, "sampler": self.sampler in SAMPLERS, "steps": self.steps is None or self.steps >= 1,
+            "notes": self.notes is None or self.notes >= 1, "bpm": 1.0 <= self.bpm <= 999.0,
+            "low": 0 <= self.low <= self.high <= 127, "velocity": 1 <= self.velocity <= 127,
+            "program": 0 <= self.program <= 127, "channel": 0 <= self.channel <= 15,
+        }  # fmt: skip
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise BridgeError(f"invalid generate option {bad[0]}={getattr(self, bad[0])!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerateOptions:
+        """Options from ``samples.json``; an unknown key is an error that names it."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise BridgeError(f"unknown generate option(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+def generate(
+    options: GenerateOptions, out_dir: str | os.PathLike[str], *, force: bool = False, expect_sha256: str | None = None
+) -> list[Path]:
+    """Write ``options.n`` pieces and ``samples.json`` into ``out_dir``; returns the .mid paths.
+
+    ``expect_sha256``: refuse a model other than the one a record was made with.
+    """
+    out = _prepare(Path(out_dir), force)
+    options = dataclasses.replace(options, seed=_resolve_seed(options.seed))
+    denoiser = load_model(options.model, options.device)
+    if expect_sha256 not in (None, denoiser.card.sha256):
+        raise BridgeError(
+            f"model {denoiser.model_dir} is not the one these samples were made with (its checksum differs); "
+            "pass --model with the original model folder"
+        )
+    prompt = _prompt(options, denoiser)
+    paths, files = [], []
+    with progress(options.n, "composing") as advance:
+        for i in range(options.n):
+            seed = options.seed + i  # type: ignore[operator]
+            notes = compose(denoiser, options, seed, prompt, lambda done, total: advance(0, step=f"{done}/{total}"))
+            path = out / f"sample-{i + 1}.mid"
+            write_midi(path, notes, bpm=options.bpm)
+            paths.append(path)
+            files.append({"file": path.name, "seed": seed, "notes": len(notes)})
+            advance()
+    _write_record(out, options, denoiser, files)
+    return paths
+
+
+def compose(
+    denoiser: Denoiser,
+    options: GenerateOptions,
+    seed: int,
+    prompt: np.ndarray | None,
+    on_step: Progress | None = None,
+) -> list[Note]:
+    """One piece: sample (continuing the prompt, sliding windows past L), then decode to notes."""
+    card = denoiser.card
+    scaled = continue_long(
+        denoiser, make_sampler(options.sampler, card), 1, options.notes or card.length, options.steps, seed,
+        prompt=prompt, constraint=PitchConstraint.parse(options.key, options.low, options.high), progress=on_step,
+    )[0]  # fmt: skip
+    decode_options = DecodeOptions(
+        grid=options.grid, transpose=options.transpose, low=options.low, high=options.high,
+        velocity=options.velocity, channel=options.channel, program=options.program,
+    )  # fmt: skip
+    return decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
+
+
+def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, str]:
+    """The options and model checksum of a ``samples.json``, to make its pieces again identically."""
+    try:
+        data = json.loads(Path(record).read_text(encoding="utf-8"))
+        return GenerateOptions.from_dict(data["options"]), str(data["model"]["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BridgeError(f"cannot read {record} as a {SAMPLES_FILE}: {exc}") from exc
+
+
+def _prepare(out: Path, force: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise BridgeError(f"{out} is a file; give a folder for the generated pieces")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BridgeError(f"{out} is not empty; choose another folder or add --force to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _resolve_seed(seed: int | None) -> int:
+    return int(np.random.default_rng().integers(2**31)) if seed is None else seed
+
+
+def _prompt(options: GenerateOptions, denoiser: Denoiser) -> np.ndarray | None:
+    """The prompt file's last notes (up to L - 1, so the model writes at least one), unscaled ``(k, 3)``."""
+    if options.prompt is None:
+        return None
+    notes = read_midi(options.prompt, families=("all",), mode="merge").notes
+    if not notes:
+        raise BridgeError(f"{options.prompt} has no notes to continue (drums are ignored)")
+    return prompt_features(notes, denoiser.card.stats.encoding, denoiser.card.length - 1)
+
+
+def _write_record(out: Path, options: GenerateOptions, denoiser: Denoiser, files: list[dict[str, Any]]) -> None:
+    record = {
+        "version": SAMPLES_VERSION,
+        "model": {"name": denoiser.card.name, "path": str(denoiser.model_dir), "sha256": denoiser.card.sha256},
+        "device": denoiser.device,
+        "options": dataclasses.asdict(options),
+        "files": files,
+    }
+    write_bytes(out / SAMPLES_FILE, (json.dumps(record, indent=2) + "\n").encode())

@@ -1,0 +1,57 @@
+"""``dmc generate``: the seed's ``generator.py save_folder --n 8``, on onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger("dmc.generate")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``generate``."""
+    p = subparsers.add_parser("generate", help="compose .mid files offline")
+    p.add_argument("out", help="folder for sample-1.mid ... and samples.json (refused if not empty, see --force)")
+    p.add_argument("--n", type=int, default=8, help="how many pieces (default 8)")
+    p.add_argument("--model", default=None, help="model folder or name under weights/ (default: the shipped one)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default="dpm++",
+                   help="dpm++ (default, 20 steps), ddim (50) or ddpm (all 1000 steps, the seed's)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the sampler's)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first piece (piece i gets seed+i)")
+    p.add_argument("--prompt", default=None, metavar="FILE.mid", help="continue this MIDI file")
+    p.add_argument("--notes", type=int, default=None, help="notes per piece (default: the model's 128)")
+    p.add_argument("--bpm", type=float, default=120.0, help="tempo written into the files")
+    p.add_argument("--key", default=None, help='keep to a key: "C major", "F# minor", "D dorian" or "0,2,4,7,9"')
+    p.add_argument("--low", type=int, default=21, help="lowest MIDI pitch (default 21, A0)")
+    p.add_argument("--high", type=int, default=108, help="highest MIDI pitch (default 108, C8)")
+    p.add_argument("--grid", type=float, default=None, help="snap times to this many beats, e.g. 0.25")
+    p.add_argument("--transpose", type=int, default=0, help="semitones")
+    p.add_argument("--velocity", type=int, default=80, help="note velocity 1..127")
+    p.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
+    p.add_argument("--channel", type=int, default=0, help="MIDI channel 0..15")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
+    p.add_argument("--from", dest="record", default=None, metavar="samples.json",
+                   help="make the pieces of an earlier samples.json again (other options are ignored)")
+    p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    p.add_argument("--audio", action="store_true", help="also render a .wav beside each .mid (needs fluidsynth)")
+    p.set_defaults(handler=run_generate)  # fmt: skip
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Generate (or regenerate) and name what was written."""
+    from bridge.audio import render_wav
+    from bridge.generate import GenerateOptions, generate, read_record
+
+    if args.record:
+        options, sha256 = read_record(args.record)
+    else:
+        fields = ("n", "model", "sampler", "steps", "seed", "prompt", "notes", "bpm", "key", "low", "high", "grid",
+                  "transpose", "velocity", "program", "channel", "device")  # fmt: skip
+        options, sha256 = GenerateOptions(**{f: getattr(args, f) for f in fields}), None
+    paths = generate(options, args.out, force=args.force, expect_sha256=sha256)
+    for path in paths:
+        sys.stdout.write(f"{path}\n")
+        if args.audio:
+            sys.stdout.write(f"{render_wav(path)}\n")
+    return 0

@@ -1,0 +1,101 @@
+"""dmc generate: files, record, regeneration, refusals, prompts, long pieces, key constraints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+import pytest
+
+from bridge.cli import main
+from bridge.codec import Note
+from bridge.constraints import parse_scale
+from bridge.errors import BridgeError
+from bridge.generate import GenerateOptions, generate
+from bridge.midifile import read_midi, write_midi
+
+
+def _options(model: Path, **overrides: object) -> GenerateOptions:
+    return GenerateOptions(**{"n": 2, "model": str(model), "steps": 8, "seed": 5, "device": "cpu", **overrides})
+
+
+def _notes(path: Path) -> list[Note]:
+    return read_midi(path, families=("all",), mode="merge").notes
+
+
+def test_writes_n_files_and_a_complete_record(tiny_model_dir: Path, tmp_path: Path) -> None:
+    paths = generate(_options(tiny_model_dir, n=3), tmp_path / "out")
+    assert [p.name for p in paths] == ["sample-1.mid", "sample-2.mid", "sample-3.mid"]
+    record = json.loads((tmp_path / "out" / "samples.json").read_text())
+    assert [f["seed"] for f in record["files"]] == [5, 6, 7]
+    assert record["options"]["sampler"] == "dpm++" and record["options"]["steps"] == 8
+    assert record["model"]["name"] == "tiny" and len(record["model"]["sha256"]) == 64
+    for path, entry in zip(paths, record["files"], strict=True):
+        assert mido.MidiFile(path).ticks_per_beat > 0
+        assert len(_notes(path)) == entry["notes"] == 16  # the tiny model's L
+
+
+def test_seeds_repeat_and_differ(tiny_model_dir: Path, tmp_path: Path) -> None:
+    a = generate(_options(tiny_model_dir), tmp_path / "a")
+    b = generate(_options(tiny_model_dir), tmp_path / "b")
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert a[0].read_bytes() != a[1].read_bytes()
+
+
+def test_regenerate_from_record_gives_identical_files(tiny_model_dir: Path, tmp_path: Path) -> None:
+    first = generate(_options(tiny_model_dir, seed=None, sampler="ddim"), tmp_path / "first")
+    assert main(["generate", str(tmp_path / "again"), "--from", str(tmp_path / "first" / "samples.json")]) == 0
+    assert [p.read_bytes() for p in first] == [(tmp_path / "again" / p.name).read_bytes() for p in first]
+
+
+def test_one_file_alone_from_its_recorded_seed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    paths = generate(_options(tiny_model_dir, n=3), tmp_path / "all")
+    seed = json.loads((tmp_path / "all" / "samples.json").read_text())["files"][2]["seed"]
+    (single,) = generate(_options(tiny_model_dir, n=1, seed=seed), tmp_path / "one")
+    assert single.read_bytes() == paths[2].read_bytes()
+
+
+def test_refuses_a_non_empty_folder_unless_forced(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(BridgeError, match="not empty"):
+        generate(_options(tiny_model_dir), out)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    generate(_options(tiny_model_dir), out, force=True)
+    assert (out / "keep.txt").read_text() == "mine" and (out / "sample-2.mid").is_file()
+
+
+def test_cli_reports_a_missing_model_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(tmp_path / "out"), "--model", str(tmp_path / "nowhere")]) == 2
+    assert not (tmp_path / "out" / "samples.json").exists()
+
+
+def test_key_and_range_hold_in_every_note(tiny_model_dir: Path, tmp_path: Path) -> None:
+    paths = generate(_options(tiny_model_dir, n=4, key="D dorian", low=50, high=70), tmp_path / "out")
+    allowed = parse_scale("D dorian")
+    for path in paths:
+        pitches = [n.pitch for n in _notes(path)]
+        assert pitches and all(p % 12 in allowed and 50 <= p <= 70 for p in pitches)
+
+
+def test_long_pieces_have_the_requested_length(tiny_model_dir: Path, tmp_path: Path) -> None:
+    paths = generate(_options(tiny_model_dir, notes=40), tmp_path / "out")
+    assert [len(_notes(p)) for p in paths] == [40, 40]
+
+
+def test_continuation_keeps_the_prompt_notes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    prompt = [Note(i * 0.5, 60 + (i % 5), 0.5, 80) for i in range(6)]
+    write_midi(tmp_path / "prompt.mid", prompt)
+    (path, _) = generate(_options(tiny_model_dir, prompt=str(tmp_path / "prompt.mid")), tmp_path / "out")
+    notes = _notes(path)
+    assert len(notes) == 16
+    assert [(n.onset, n.pitch, n.duration) for n in notes[:6]] == [(n.onset, n.pitch, n.duration) for n in prompt]
+
+
+def test_invalid_options_name_the_option() -> None:
+    with pytest.raises(BridgeError, match="velocity"):
+        GenerateOptions(velocity=0)
+    with pytest.raises(BridgeError, match="unknown generate option"):
+        GenerateOptions.from_dict({"n": 1, "tempo": 3})
