@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: the reference dataset's segment length, else 128)",
     )
     parser.add_argument(
+        "--splits", type=int, default=5, help="random halvings of the reference to average the scores over (5)"
+    )
+    parser.add_argument(
         "--max-pieces",
         type=int,
         default=DEFAULT_MAX_PIECES,
@@ -61,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     length = args.length or reference.length or DEFAULT_LENGTH
     samples = load_pieces(args.samples, split="train", length=length)
     reference, samples = (s.subsample(args.max_pieces, rng) for s in (reference, samples))
-    report = evaluate(samples.pieces, reference.pieces, args.seed, reference_groups=reference.groups)
+    report = evaluate(
+        samples.pieces, reference.pieces, args.seed, reference_groups=reference.groups, splits=args.splits
+    )
     write_table(report, sys.stdout)
     if args.json:
         write_json(report, args.json)
