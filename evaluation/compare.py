@@ -3,8 +3,8 @@
 Following Yang & Lerch 2020, a feature's values over a set form a distribution, estimated by a
 Gaussian kernel density; two sets agree as much as their densities overlap (OA, 1 = identical).
 For matrix features the distributions are of distances: intra-set (pairs within the reference)
-against inter-set (sample to reference). Mittal et al. 2021 score framewise self-similarity with
-Consistency and Variance, and a Fréchet distance summarizes all scalar features at once.
+against inter-set (sample to reference), compared by OA and KL. A Fréchet distance summarizes
+all scalar features at once.
 """
 
 from __future__ import annotations

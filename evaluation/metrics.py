@@ -72,7 +72,7 @@ def best_key(notes: Sequence[Note]) -> tuple[int, bool, float]:
 
 
 def scale_consistency(notes: Sequence[Note]) -> float:
-    """Share of notes in the best-fitting key's scale (Mogren 2016, as used by Mittal et al.)."""
+    """Share of notes in the best-fitting key's scale (Mogren 2016, C-RNN-GAN): tonality."""
     return best_key(notes)[2] if notes else float("nan")
 
 
@@ -89,7 +89,7 @@ def top_voice_interval(notes: Sequence[Note]) -> float:
 
 
 def polyphony(notes: Sequence[Note]) -> float:
-    """Mean number of notes sounding at each onset time (Mittal et al.'s polyphony)."""
+    """Mean number of notes sounding at each onset time: texture, from monophony up."""
     if not notes:
         return float("nan")
     starts = np.array([n.onset for n in notes])
