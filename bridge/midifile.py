@@ -9,6 +9,7 @@ joins every matching part into one polyphonic stream.
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,12 +35,35 @@ class MidiPiece:
     ticks_per_beat: int = 480
 
 
-def _track_parts(track: mido.MidiTrack, tpb: int) -> dict[int, list[Note]]:
+def _program_changes(mid: mido.MidiFile) -> dict[int, tuple[list[int], list[int]]]:
+    """Per channel, the ticks and programs of its program changes in every track, in time order.
+
+    A channel's program belongs to the file, not to a track: a type-1 file may set the programs
+    in a set-up track and play the notes in the others.
+    """
+    changes: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "program_change":
+                changes[msg.channel].append((tick, msg.program))
+    timeline = {channel: sorted(events, key=lambda e: e[0]) for channel, events in changes.items()}
+    return {channel: ([t for t, _ in events], [p for _, p in events]) for channel, events in timeline.items()}
+
+
+def _track_parts(
+    track: mido.MidiTrack, tpb: int, programs: dict[int, tuple[list[int], list[int]]]
+) -> dict[int, list[Note]]:
     """Notes of one track by channel; same-pitch overlaps pair first-on with first-off."""
-    program = [0] * 16
     sounding: dict[tuple[int, int], deque[tuple[int, int, int]]] = defaultdict(deque)
     parts: dict[int, list[Note]] = defaultdict(list)
     tick = 0
+
+    def program(channel: int) -> int:  # the program in force at this tick (0 before any change)
+        ticks, values = programs.get(channel, ([], []))
+        i = bisect_right(ticks, tick)
+        return values[i - 1] if i else 0
 
     def close(channel: int, pitch: int, end: int) -> None:
         start, velocity, prog = sounding[channel, pitch].popleft()
@@ -47,10 +71,8 @@ def _track_parts(track: mido.MidiTrack, tpb: int) -> dict[int, list[Note]]:
 
     for msg in track:
         tick += msg.time
-        if msg.type == "program_change":
-            program[msg.channel] = msg.program
-        elif msg.type == "note_on" and msg.velocity > 0:
-            sounding[msg.channel, msg.note].append((tick, msg.velocity, program[msg.channel]))
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding[msg.channel, msg.note].append((tick, msg.velocity, program(msg.channel)))
         elif msg.type in ("note_on", "note_off") and sounding[msg.channel, msg.note]:
             close(msg.channel, msg.note, tick)
     for (channel, pitch), queue in sounding.items():
@@ -97,10 +119,11 @@ def read_midi(
         raise BridgeError(f"cannot read MIDI file {path}: {exc}") from exc
     if mid.type == 2 or mid.ticks_per_beat <= 0:
         raise BridgeError(f"cannot read MIDI file {path}: type {mid.type}, {mid.ticks_per_beat} ticks per beat")
+    programs = _program_changes(mid)
     parts = [
         [n for n in notes if n.program in allowed]
         for track in mid.tracks
-        for channel, notes in _track_parts(track, mid.ticks_per_beat).items()
+        for channel, notes in _track_parts(track, mid.ticks_per_beat, programs).items()
         if channel != DRUM_CHANNEL
     ]
     parts = [p for p in parts if p]
