@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from fractions import Fraction as F
 from pathlib import Path
 
@@ -183,6 +184,16 @@ def test_start_tempo_is_the_earliest_in_any_track(tmp_path: Path) -> None:
     path = write_midi_file(tmp_path / "t.mid", [conductor, piano])
     piece = read_midi(path)
     assert (piece.bpm, piece.time_signature) == (100.0, (5, 8))
+
+
+def test_program_set_in_another_track_applies(tmp_path: Path) -> None:
+    """Channel state is the file's: a set-up track makes channel 1 a violin, then a piano from beat 2."""
+    setup = midi_track([tempo(0, 120), program_change(0, 1, 40)], 480, name="setup")
+    later = midi_track([program_change(2, 1, 0)], 480, name="later change")
+    notes = [Note(float(k), 70 + k, 1.0, 80, 1) for k in range(4)]
+    path = write_midi_file(tmp_path / "setup.mid", [setup, midi_track(note_events(notes), 480), later])
+    assert read_midi(path, families=("strings",)).notes == [replace(x, program=40) for x in notes[:2]]
+    assert read_midi(path).notes == notes[2:]  # program 0 again from beat 2: piano
 
 
 def test_missing_meta_gives_defaults(tmp_path: Path) -> None:
