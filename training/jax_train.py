@@ -1,0 +1,199 @@
+"""Training under ``KERAS_BACKEND=jax``, for GPU machines that have JAX but no TensorFlow.
+
+The same network (``training.unet``, written with ``keras.ops``) and the same DDPM loss as
+``training.diffusion``, in a jitted stateless JAX step with the whole dataset on the device.
+It writes a run folder that ``dmc export`` reads: ``run.json`` and ``ema.weights.h5`` (Keras'
+backend-neutral weights file), rewritten atomically every ``--save-every`` seconds, so a run
+cut off by a time limit keeps its latest weights.
+
+    KERAS_BACKEND=jax python -m training.jax_train --config small --data data.npz --run runs/gpu --seconds 480
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.atomic import write_bytes
+from training.config import TrainConfig, load_config
+from training.datafile import DatasetFile, load_dataset
+from training.errors import TrainingError
+
+log = logging.getLogger(__name__)
+EMA_WEIGHTS = "ema.weights.h5"
+RUN_FILE = "run.json"
+
+
+def _scaled_train(data: DatasetFile) -> tuple[np.ndarray, float]:
+    """Scaled training segments ``(N, 1, L, 3)`` and one semitone in scaled pitch units."""
+    stats = data.stats
+    semitone = 2.0 / (stats.high[0] - stats.low[0]) if stats.encoding == "log" else 0.0
+    return stats.scale(data.train)[:, None], semitone
+
+
+def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarray, semitone: float) -> Any:
+    """The jitted update: ``(state, key) -> (state, loss)`` with a batch drawn on the device."""
+    import jax
+    import jax.numpy as jnp
+
+    settings = config.train
+    alpha_bars = jnp.asarray(config.diffusion.noise_schedule().alpha_bars, jnp.float32)
+    dataset = jnp.asarray(data)
+    steps_t = config.diffusion.steps
+
+    def loss_fn(trainable: list, non_trainable: list, key: Any) -> tuple[Any, list]:
+        k_idx, k_t, k_eps, k_tr = jax.random.split(key, 4)
+        x0 = dataset[jax.random.randint(k_idx, (settings.batch_size,), 0, dataset.shape[0])]
+        if settings.transpose and semitone:  # a random shift of whole segments in log-pitch
+            shift = jax.random.randint(k_tr, (settings.batch_size, 1, 1), -settings.transpose, settings.transpose + 1)
+            x0 = x0.at[..., 0].add(shift.astype(jnp.float32) * semitone)
+        t = jax.random.randint(k_t, (settings.batch_size,), 0, steps_t)
+        eps = jax.random.normal(k_eps, x0.shape)
+        ab = alpha_bars[t][:, None, None, None]
+        x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps
+        target = eps if config.diffusion.prediction == "epsilon" else jnp.sqrt(ab) * eps - jnp.sqrt(1.0 - ab) * x0
+        pred, non_trainable = network.stateless_call(trainable, non_trainable, [x_t, t.astype(jnp.float32)],
+                                                     training=True)  # fmt: skip
+        return jnp.mean(jnp.square(pred - target)), non_trainable
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    @jax.jit
+    def step(state: tuple, key: Any) -> tuple[tuple, Any]:
+        trainable, non_trainable, opt_vars, ema = state
+        (loss, non_trainable), grads = grad_fn(trainable, non_trainable, key)
+        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+        ema = [settings.ema_decay * e + (1.0 - settings.ema_decay) * w for e, w in zip(ema, trainable, strict=True)]
+        return (trainable, non_trainable, opt_vars, ema), loss
+
+    return step
+
+
+def build(config: TrainConfig) -> tuple[Any, Any]:
+    """Network and Adam with the preset's two-phase learning rate (as ``training.run``)."""
+    import keras
+
+    from training.unet import build_unet
+
+    settings = config.train
+    network = build_unet(config.model)
+    lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [settings.final_phase_start], [settings.learning_rate, settings.final_learning_rate]
+    )
+    optimizer = keras.optimizers.Adam(lr)
+    optimizer.build(network.trainable_variables)
+    return network, optimizer
+
+
+def save_ema(network: Any, ema: list, run_dir: Path) -> None:
+    """Write the EMA weights as ``ema.weights.h5`` atomically (Keras needs the .weights.h5 name)."""
+    for variable, value in zip(network.trainable_variables, ema, strict=True):
+        variable.assign(value)
+    tmp = run_dir / f".tmp-{os.getpid()}.weights.h5"
+    network.save_weights(tmp)
+    os.replace(tmp, run_dir / EMA_WEIGHTS)
+
+
+def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: float, save_every: float) -> int:
+    """Train until ``config.train.steps`` or ``seconds`` pass; returns the steps done."""
+    import jax
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise TrainingError("set KERAS_BACKEND=jax before starting (this trainer runs the JAX backend)")
+    data = load_dataset(data_path)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    network, optimizer = build(config)
+    step = make_step(network, optimizer, config, *_scaled_train(data))
+    state = tuple([v.value for v in vs] for vs in (network.trainable_variables, network.non_trainable_variables,
+                                                  optimizer.variables, network.trainable_variables))  # fmt: skip
+    key = jax.random.PRNGKey(config.train.seed)
+    started = last_save = time.monotonic()
+    log.info("training %s on %s: %d parameters, %d segments", config.name, jax.devices()[0], network.count_params(),
+             len(data.train))  # fmt: skip
+    done, losses = 0, []
+    while done < config.train.steps and time.monotonic() - started < seconds:
+        key, sub = jax.random.split(key)
+        state, loss = step(state, sub)
+        done += 1
+        if done % 500 == 0:
+            losses.append(float(loss))
+            log.info("step %d loss %.4f (%.1f steps/s)", done, losses[-1], done / (time.monotonic() - started))
+        if time.monotonic() - last_save > save_every:
+            _checkpoint(network, state, run, config, data, done, losses, started)
+            last_save = time.monotonic()
+    _checkpoint(network, state, run, config, data, done, losses, started)
+    return done
+
+
+def _checkpoint(network: Any, state: tuple, run: Path, config: TrainConfig, data: DatasetFile, done: int,
+                losses: list[float], started: float) -> None:  # fmt: skip
+    """Save the non-trainable state with the EMA weights, then the run record pointing at them."""
+    for variable, value in zip(network.non_trainable_variables, state[1], strict=True):
+        variable.assign(value)
+    save_ema(network, state[3], run)
+    record = {
+        "config": config.to_dict(),
+        "backend": "jax",
+        "device": str(__import__("jax").devices()[0]),
+        "steps": done,
+        "seconds": round(time.monotonic() - started, 1),
+        "loss_every_500": losses,
+        "dataset": _dataset_summary(data),
+        "weights": EMA_WEIGHTS,
+    }
+    write_bytes(run / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _dataset_summary(data: DatasetFile) -> dict[str, Any]:
+    return {"segments": len(data.segments), "train": len(data.train), "heldout": len(data.heldout_segments),
+            "length": data.length, "encoding": data.stats.encoding, "stats": data.stats.to_dict(),
+            "counts": data.meta.get("counts", {}), "music21": data.meta.get("music21", [])}  # fmt: skip
+
+
+def load_jax_run(run_dir: str | os.PathLike[str]) -> tuple[Any, TrainConfig, dict[str, Any]]:
+    """The EMA network of a JAX run, in whatever backend Keras runs now (TensorFlow for export)."""
+    from training.unet import build_unet
+
+    run = Path(run_dir)
+    meta = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
+    config = TrainConfig.from_dict(meta["config"])
+    network = build_unet(config.model, name="ema")
+    network.load_weights(run / meta["weights"])
+    return network, config, {**meta, "checkpoint_step": meta["steps"]}
+
+
+def is_jax_run(run_dir: str | os.PathLike[str]) -> bool:
+    """True for a run folder this module wrote (its run.json names a weights file)."""
+    path = Path(run_dir) / RUN_FILE
+    return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("backend") == "jax"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="small")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
+    parser.add_argument("--seconds", type=float, default=float("inf"), help="stop after this long")
+    parser.add_argument("--save-every", type=float, default=60.0, help="seconds between weight saves")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = load_config(args.config)
+    if args.steps:
+        config = config.replace_train(steps=args.steps)
+    done = train_jax(config, args.data, args.run, seconds=args.seconds, save_every=args.save_every)
+    log.info("done: %d steps, weights in %s", done, Path(args.run) / EMA_WEIGHTS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
