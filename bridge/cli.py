@@ -16,6 +16,7 @@ from bridge.errors import ComposerError
 # Modules that each add their subcommands; imported at start-up, so they must be light.
 COMMAND_MODULES = (
     "training.dataset_commands",
+    "training.train_commands",
     "export.commands",
     "bridge.generate_commands",
     "bridge.serve_commands",

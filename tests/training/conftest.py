@@ -1,0 +1,45 @@
+"""Shared fixtures: small dataset files that follow docs/CONTRACTS.md, built from note-like noise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.codec import FeatureStats
+from training.datafile import DatasetFile, save_dataset
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def note_like_segments(rng: np.random.Generator, count: int, length: int) -> np.ndarray:
+    """Unscaled ``(count, length, 3)``: a pitch random walk (semitones), durations and deltas on a grid."""
+    start = rng.integers(48, 72, size=(count, 1))
+    steps = rng.choice([-2, -1, 0, 1, 2, 3, -3], size=(count, length))
+    pitch = np.clip(start + np.cumsum(steps, axis=1), 21, 108)
+    duration = rng.choice([0.25, 0.5, 1.0], size=(count, length))
+    delta = rng.choice([0.0, 0.25, 0.5], size=(count, length))
+    delta[:, 0] = 0.0
+    return np.stack([pitch, duration, delta], axis=-1).astype(np.float32)
+
+
+def write_dataset(path: Path, *, count: int = 96, length: int = 16, heldout: int = 16, seed: int = 0) -> Path:
+    """A dataset file with ``count`` segments, the last ``heldout`` held out (as from other files)."""
+    rng = np.random.default_rng(seed)
+    segments = note_like_segments(rng, count, length)
+    held = np.arange(count) >= count - heldout
+    stats = FeatureStats.fit(segments[~held], "log")
+    meta = {"length": length, "hop": length, "encoding": "log", "stats": stats.to_dict(), "filters": {},
+            "skipped": {}, "counts": {"segments": count}, "sources": []}  # fmt: skip
+    files = np.array([f"file{i}.mid" for i in range((count + 7) // 8)])
+    file_id = (np.arange(count) // 8).astype(np.int32)
+    save_dataset(path, DatasetFile(segments=segments, file_id=file_id, heldout=held, files=files, meta=meta))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset of L=16 segments for the ``tiny`` preset."""
+    return write_dataset(tmp_path_factory.mktemp("data") / "tiny.npz")
