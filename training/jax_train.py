@@ -38,6 +38,28 @@ def _scaled_train(data: DatasetFile) -> tuple[np.ndarray, float]:
     return stats.scale(data.train)[:, None], semitone
 
 
+def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, seed: int = 7919) -> Any:
+    """``(ema, non_trainable) -> loss`` on the held-out segments with fixed noise and timesteps."""
+    import jax
+    import jax.numpy as jnp
+
+    alpha_bars = jnp.asarray(config.diffusion.noise_schedule().alpha_bars, jnp.float32)
+    x0 = jnp.asarray(heldout)
+    k_t, k_eps = jax.random.split(jax.random.PRNGKey(seed))
+    t = jax.random.randint(k_t, (x0.shape[0],), 0, config.diffusion.steps)
+    eps = jax.random.normal(k_eps, x0.shape)
+    ab = alpha_bars[t][:, None, None, None]
+    x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps
+    target = eps if config.diffusion.prediction == "epsilon" else jnp.sqrt(ab) * eps - jnp.sqrt(1.0 - ab) * x0
+
+    @jax.jit
+    def loss(ema: list, non_trainable: list) -> Any:
+        pred, _ = network.stateless_call(ema, non_trainable, [x_t, t.astype(jnp.float32)], training=False)
+        return jnp.mean(jnp.square(pred - target))
+
+    return loss
+
+
 def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarray, semitone: float) -> Any:
     """The jitted update: ``(state, key) -> (state, loss)`` with a batch drawn on the device."""
     import jax
@@ -113,13 +135,15 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     run.mkdir(parents=True, exist_ok=True)
     network, optimizer = build(config)
     step = make_step(network, optimizer, config, *_scaled_train(data))
+    heldout = data.stats.scale(data.heldout_segments[:512])[:, None]
+    heldout_loss = make_heldout_loss(network, config, heldout) if len(heldout) else None
     state = tuple([v.value for v in vs] for vs in (network.trainable_variables, network.non_trainable_variables,
                                                   optimizer.variables, network.trainable_variables))  # fmt: skip
     key = jax.random.PRNGKey(config.train.seed)
     started = last_save = time.monotonic()
     log.info("training %s on %s: %d parameters, %d segments", config.name, jax.devices()[0], network.count_params(),
              len(data.train))  # fmt: skip
-    done, losses = 0, []
+    done, losses, curve = 0, [], []
     while done < config.train.steps and time.monotonic() - started < seconds:
         key, sub = jax.random.split(key)
         state, loss = step(state, sub)
@@ -128,14 +152,22 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
             losses.append(float(loss))
             log.info("step %d loss %.4f (%.1f steps/s)", done, losses[-1], done / (time.monotonic() - started))
         if time.monotonic() - last_save > save_every:
-            _checkpoint(network, state, run, config, data, done, losses, started)
+            _record_heldout(heldout_loss, state, done, curve)
+            _checkpoint(network, state, run, config, data, done, {"train": losses, "heldout": curve}, started)
             last_save = time.monotonic()
-    _checkpoint(network, state, run, config, data, done, losses, started)
+    _record_heldout(heldout_loss, state, done, curve)
+    _checkpoint(network, state, run, config, data, done, {"train": losses, "heldout": curve}, started)
     return done
 
 
+def _record_heldout(heldout_loss: Any, state: tuple, done: int, curve: list) -> None:
+    if heldout_loss is not None:
+        curve.append([done, float(heldout_loss(state[3], state[1]))])
+        log.info("step %d held-out loss (EMA) %.4f", done, curve[-1][1])
+
+
 def _checkpoint(network: Any, state: tuple, run: Path, config: TrainConfig, data: DatasetFile, done: int,
-                losses: list[float], started: float) -> None:  # fmt: skip
+                losses: dict[str, list], started: float) -> None:  # fmt: skip
     """Save the non-trainable state with the EMA weights, then the run record pointing at them."""
     for variable, value in zip(network.non_trainable_variables, state[1], strict=True):
         variable.assign(value)
@@ -146,7 +178,7 @@ def _checkpoint(network: Any, state: tuple, run: Path, config: TrainConfig, data
         "device": str(__import__("jax").devices()[0]),
         "steps": done,
         "seconds": round(time.monotonic() - started, 1),
-        "loss_every_500": losses,
+        "losses": losses,  # train: every 500 steps; heldout: [step, EMA loss] at each save
         "dataset": _dataset_summary(data),
         "weights": EMA_WEIGHTS,
     }
