@@ -36,7 +36,7 @@ class DiffusionModel(keras.Model):
         # ONLY_FIRST_REPLICA: every replica computes the same average, so it may be assigned in
         # replica context under tf.distribute without an all-reduce.
         self.ema_weights = [
-            keras.Variable(ops.convert_to_numpy(w), trainable=False, aggregation="only_first_replica", name=f"ema_{i}")
+            keras.Variable(w.numpy(), trainable=False, aggregation="only_first_replica", name=f"ema_{i}")
             for i, w in enumerate(network.weights)
         ]
 
@@ -95,5 +95,5 @@ class DiffusionModel(keras.Model):
     def copy_ema_to(self, network: keras.Model) -> keras.Model:
         """Load the EMA weights into ``network`` (same config), the one to sample from and export."""
         for target, ema in zip(network.weights, self.ema_weights, strict=True):
-            target.assign(ops.convert_to_numpy(ema))
+            target.assign(ema.numpy())
         return network

@@ -188,21 +188,15 @@ def write_samples(network: keras.Model, config: TrainConfig, stats: FeatureStats
     log.info("wrote %d samples to %s", len(x0), folder)
 
 
-def _heldout_loss(model: DiffusionModel, batches: tf.data.Dataset) -> float:
-    step = tf.function(model.test_step)
-    losses = [float(step(batch)["loss"]) for batch in batches]
-    return float(np.mean(losses))
-
-
 def _train_function(model: DiffusionModel, strategy: tf.distribute.Strategy, jit: bool) -> Callable[[Any], tf.Tensor]:
     """One compiled step on the next distributed batch -> mean loss over replicas.
 
     XLA (``jit_compile``) applies to the per-replica step and only on the default strategy:
     cross-replica updates cannot live inside an XLA cluster.
     """
-    replica_step = tf.function(model.train_step, jit_compile=True) if jit else model.train_step
+    replica_step = tf.function(model.train_step, jit_compile=True, autograph=False) if jit else model.train_step
 
-    @tf.function
+    @tf.function(autograph=False)  # no tensor-dependent Python control flow; saves seconds of tracing
     def step(iterator: Any) -> tf.Tensor:
         per_replica = strategy.run(replica_step, args=(next(iterator),))
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica["loss"], axis=None)
@@ -272,6 +266,7 @@ class _Session:
             log.info("resumed %s at step %d", run_dir, self.step)
         self.saved_step = self.step
         self.writer = tf.summary.create_file_writer(str(self.write_dir / "logs")) if self.chief else None
+        self.test_step = tf.function(self.model.test_step, autograph=False)
 
     @property
     def step(self) -> int:
@@ -314,7 +309,7 @@ class _Session:
         self.writer.flush()
 
     def _heldout(self, step: int, heldout: tf.data.Dataset) -> None:
-        loss = _heldout_loss(self.model, heldout)
+        loss = float(np.mean([float(self.test_step(batch)["loss"]) for batch in heldout]))
         self.meta["heldout_loss"] = {"step": step, "loss": loss}
         self._scalars(step, heldout_loss=loss)
         if self.chief:

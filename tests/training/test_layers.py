@@ -1,0 +1,82 @@
+"""Shapes, exact values and config round trips of each causal layer."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from training.layers import (
+    CausalConv,
+    CausalDownsample,
+    CausalSelfAttention,
+    CausalUpsample,
+    ConvBlock,
+    ResBlock,
+    SqueezeExcite,
+    TimeEmbedding,
+    gelu,
+)
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((2, 1, 8, 4)).astype(np.float32)  # (B, tracks, L, C)
+T_EMB = RNG.standard_normal((2, 6)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("layer", "out_shape"),
+    [
+        (CausalConv(5, 3), (2, 1, 8, 5)),
+        (SqueezeExcite(2), (2, 1, 8, 4)),
+        (ConvBlock(6, 3, 2), (2, 1, 8, 6)),
+        (CausalSelfAttention(2), (2, 1, 8, 4)),
+        (CausalDownsample(), (2, 1, 4, 4)),
+        (CausalUpsample(), (2, 1, 16, 4)),
+    ],
+)
+def test_shapes_and_config(layer: keras.layers.Layer, out_shape: tuple[int, ...]) -> None:
+    assert tuple(layer(X).shape) == out_shape
+    clone = type(layer).from_config(layer.get_config())
+    assert tuple(clone(X).shape) == out_shape
+
+
+def test_res_block_and_time_embedding_shapes() -> None:
+    block = ResBlock(6, 3, 2)
+    assert tuple(block(X, T_EMB).shape) == (2, 1, 8, 6)
+    assert block.shortcut is not None
+    assert ResBlock(4, 3, 2)(X, T_EMB).shape == X.shape  # identity residual when widths match
+    emb = TimeEmbedding(6)
+    assert tuple(emb(np.array([0.0, 999.0], np.float32)).shape) == (2, 6)
+    assert TimeEmbedding.from_config(emb.get_config()).dim == 6
+
+
+def test_gelu_is_exact_gelu() -> None:
+    x = np.linspace(-6, 6, 101).astype(np.float32)
+    expected = keras.activations.gelu(x, approximate=False)
+    np.testing.assert_allclose(np.asarray(gelu(x)), np.asarray(expected), atol=1e-6)
+
+
+def test_down_and_up_sampling_values() -> None:
+    x = np.arange(8, dtype=np.float32).reshape(1, 1, 8, 1)
+    down = np.asarray(CausalDownsample()(x))[0, 0, :, 0]
+    np.testing.assert_array_equal(down, [0.5, 2.5, 4.5, 6.5])  # mean of (2j, 2j + 1)
+    up = np.asarray(CausalUpsample()(down.reshape(1, 1, 4, 1)))[0, 0, :, 0]
+    np.testing.assert_array_equal(up, [0.0, 0.5, 0.5, 2.5, 2.5, 4.5, 4.5, 6.5])  # out[i] = low[(i - 1) // 2]
+
+
+def test_causal_conv_pads_left_only() -> None:
+    conv = CausalConv(1, 3)
+    conv.build(X.shape)
+    conv.conv.kernel.assign(np.ones((1, 3, 4, 1), np.float32))
+    out = np.asarray(conv(X))[..., 0]
+    window = X.sum(-1)
+    expected = np.stack([window[..., max(0, i - 2) : i + 1].sum(-1) for i in range(8)], axis=-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_squeeze_excite_uses_cumulative_mean() -> None:
+    se = SqueezeExcite(2)
+    se.build(X.shape)
+    x = X.copy()
+    x[:, :, 5:] += 100.0  # a loud future must not change the gates of earlier notes
+    np.testing.assert_array_equal(np.asarray(se(x))[:, :, :5], np.asarray(se(X))[:, :, :5])

@@ -1,0 +1,167 @@
+"""Training end to end on the tiny preset: the loss falls, and runs resume exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bridge.codec import FeatureStats
+from bridge.midifile import read_midi
+from training.config import load_config
+from training.datafile import load_dataset
+from training.diffusion import DiffusionModel
+from training.errors import TrainingError
+from training.pipeline import heldout_batches, train_batches
+from training.run import build_model, load_ema_network, make_checkpoint, read_run, train, write_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = load_config("tiny")
+
+
+def _state(run_dir: Path) -> tuple[int, list[np.ndarray]]:
+    """Step and every checkpointed value (network, EMA, Adam) of a run's latest checkpoint."""
+    model, optimizer = build_model(TINY)
+    make_checkpoint(model, optimizer).restore(tf.train.latest_checkpoint(run_dir / "checkpoints")).assert_consumed()
+    values = [v.numpy() for v in [*model.network.weights, *model.ema_weights, *optimizer.variables]]
+    return int(optimizer.iterations.numpy()), values
+
+
+def _heldout(model: DiffusionModel, data_path: Path) -> float:
+    batches = heldout_batches(load_dataset(data_path), 16, 1)
+    return float(np.mean([float(model.test_step(b)["loss"]) for b in batches]))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny preset trained for all its steps without interruption: the reference run."""
+    run_dir = tmp_path_factory.mktemp("runs") / "whole"
+    meta = train(TINY, tiny_data, run_dir)
+    assert meta["steps"] == TINY.train.steps and meta["git"]
+    return run_dir
+
+
+def test_loss_falls(tiny_run: Path, tiny_data: Path) -> None:
+    initial, _ = build_model(TINY)  # the same seed gives the run's initial weights
+    trained, optimizer = build_model(TINY)
+    make_checkpoint(trained, optimizer).restore(tf.train.latest_checkpoint(tiny_run / "checkpoints"))
+    before, after = _heldout(initial, tiny_data), _heldout(trained, tiny_data)
+    assert int(optimizer.iterations.numpy()) == TINY.train.steps == 50
+    assert after < 0.5 * before, (before, after)
+    assert after < 0.95  # better than predicting zero noise (MSE 1)
+    assert any((tiny_run / "logs").iterdir())
+    assert read_run(tiny_run)["heldout_loss"]["step"] == 50
+
+
+def test_resume_is_exact(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """Stopped at step 17 and resumed: the same weights, EMA and Adam state as the uninterrupted run."""
+    train(TINY, tiny_data, tmp_path / "parts", until=17)
+    assert read_run(tmp_path / "parts")["steps"] == 17
+    assert _state(tmp_path / "parts")[0] == 17
+    train(TINY, tiny_data, tmp_path / "parts")
+    step_whole, whole = _state(tiny_run)
+    step_parts, parts = _state(tmp_path / "parts")
+    assert step_whole == step_parts == TINY.train.steps
+    for a, b in zip(whole, parts, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_kill_minus_9_then_resume(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """``dmc train`` killed with SIGKILL; the same command resumes from its last checkpoint, exactly."""
+    command = [sys.executable, "-m", "bridge.cli", "train", "--config", "tiny", "--data", str(tiny_data),
+               "--run", str(tmp_path / "killed")]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "killed" / "checkpoints" / "ckpt-10.index").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training never wrote its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _state(tmp_path / "killed")[0]
+    assert 10 <= killed_at < TINY.train.steps
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"at step {killed_at}" in done.stderr  # "resumed ... at step N"
+    for a, b in zip(_state(tiny_run)[1], _state(tmp_path / "killed")[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_other_settings(tiny_run: Path, tiny_data: Path) -> None:
+    with pytest.raises(TrainingError, match=r"train\.batch_size"):
+        train(TINY.replace_train(batch_size=8), tiny_data, tiny_run)
+
+
+def test_length_mismatch_is_refused(tiny_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match=r"model\.length = 128"):
+        train(load_config("small"), tiny_data, tmp_path / "run")
+
+
+def test_batches_follow_the_step(tiny_data: Path) -> None:
+    """The batch of step k is the same whether the pipeline starts at 0 or resumes at k."""
+    data = load_dataset(tiny_data)
+    from_zero = list(train_batches(data, TINY.train, 0).take(12).as_numpy_iterator())
+    resumed = next(iter(train_batches(data, TINY.train, 11).as_numpy_iterator()))
+    np.testing.assert_array_equal(resumed, from_zero[11])
+
+
+def test_transposition_shifts_whole_segments(tiny_data: Path) -> None:
+    data = load_dataset(tiny_data)
+    batch = next(iter(train_batches(data, TINY.train, 0).as_numpy_iterator()))  # (16, 1, L, 3) scaled
+    features = _unscale(batch[:, 0], data.stats)
+    shifts = []
+    for f in features:
+        match = [s for s in data.train if np.allclose(s[:, 1:], f[:, 1:], atol=1e-5)]
+        assert len(match) == 1
+        shift = f[:, 0] - match[0][:, 0]
+        np.testing.assert_allclose(shift, np.round(shift[0]), atol=1e-3)  # one integer for the whole segment
+        shifts.append(round(shift[0]))
+    assert set(shifts) <= set(range(-TINY.train.transpose, TINY.train.transpose + 1)) and len(set(shifts)) > 1
+
+
+def _unscale(scaled: np.ndarray, stats: FeatureStats) -> np.ndarray:
+    """Inverse scaling without the clip of FeatureStats.unscale (transposed pitches may leave [-1, 1])."""
+    low, high = np.asarray(stats.low), np.asarray(stats.high)
+    return low + (scaled.astype(np.float64) + 1.0) / 2.0 * (high - low)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_loss_targets(prediction: str) -> None:
+    """With a network that predicts zeros, the loss is the mean square of eps (or of v)."""
+    diffusion = dataclasses.replace(TINY.diffusion, prediction=prediction)
+    sample, timestep = keras.Input((1, 4, 3)), keras.Input(())
+    zeros = keras.Model([sample, timestep], keras.layers.Rescaling(0.0)(sample))
+    model = DiffusionModel(zeros, diffusion, ema_decay=0.9, seed=0)
+    rng = np.random.default_rng(0)
+    x0, eps = rng.standard_normal((2, 2, 1, 4, 3)).astype(np.float32)
+    t = np.array([3, 90], np.int32)
+    ab = diffusion.noise_schedule().alpha_bars[t].reshape(-1, 1, 1, 1)
+    target = eps if prediction == "epsilon" else np.sqrt(ab) * eps - np.sqrt(1 - ab) * x0
+    loss = float(model.diffusion_loss(x0, eps, t, training=False))
+    np.testing.assert_allclose(loss, np.mean(target**2), rtol=1e-5)
+
+
+def test_load_ema_network_and_samples(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    network, config, meta = load_ema_network(tiny_run)
+    assert config == TINY and meta["checkpoint_step"] == TINY.train.steps
+    model, optimizer = build_model(TINY)
+    make_checkpoint(model, optimizer).restore(tf.train.latest_checkpoint(tiny_run / "checkpoints"))
+    for w, e in zip(network.weights, model.ema_weights, strict=True):
+        np.testing.assert_array_equal(w.numpy(), e.numpy())
+    assert not np.array_equal(network.weights[0].numpy(), model.network.weights[0].numpy())
+    assert load_ema_network(tiny_run, step=40)[2]["checkpoint_step"] == 40
+    with pytest.raises(TrainingError, match="no checkpoint at step 3"):
+        load_ema_network(tiny_run, step=3)
+
+    write_samples(network, TINY, load_dataset(tiny_data).stats, tmp_path / "samples", 50)
+    files = sorted((tmp_path / "samples").glob("*.mid"))
+    assert [f.name for f in files] == ["step00000050-1.mid", "step00000050-2.mid"]
+    assert 0 < len(read_midi(files[0]).notes) <= TINY.model.length
