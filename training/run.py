@@ -326,9 +326,9 @@ class _Session:
             return
         path = self.manager.save(checkpoint_number=step)
         self.saved_step = step
+        self.meta.update(steps=step, checkpoint=os.path.relpath(path, self.write_dir),
+                         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
         if self.chief:
-            self.meta.update(steps=step, checkpoint=os.path.relpath(path, self.run_dir),
-                             updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
             _write_json(self.run_dir / RUN_FILE, self.meta)
 
     def close(self) -> None:
