@@ -95,7 +95,9 @@ class Daemon:
         self._settings_lock = threading.Lock()
         self.clock = TempoClock(settings.bpm, settings.clock)
         self.output = MidiOutput(options.out_name, options.api, options.client_name)
-        self.input = MidiInput(self._on_midi, options.in_name, options.api, f"{options.client_name}-in")
+        self.input = MidiInput(
+            self._on_midi, options.in_name, options.api, f"{options.client_name}-in", on_error=self._fail
+        )
         self.ledger = NoteLedger(self.output)
         self.player = Player(
             self.clock, self.ledger, offset_s=settings.offset_ms / 1000.0, on_start=self._on_started,
@@ -176,14 +178,14 @@ class Daemon:
         self.request_stop()
         self.control.stop()
         self.input.close()  # no more triggers or clock
-        self.player.stop()  # its last act silences
+        self.player.stop()  # its last act: a note-off for every sounding note
         if self._worker.is_alive():
             self._worker.join(timeout=2.0)
-        released = self.ledger.silence()
+        self.ledger.release_all()  # again, in case the player thread could not
         self.output.panic()
         self.output.close()
         sys.setswitchinterval(self._switch_interval)
-        log.info("stopped (%d notes ended at exit)", released)
+        log.info("stopped; every note ended, All Sound Off and All Notes Off sent")
 
     # --- actions (any thread) -----------------------------------------------------------
 
@@ -411,7 +413,7 @@ class Daemon:
     # --- input ----------------------------------------------------------------------------
 
     def _on_midi(self, message: list[int], t: float) -> None:
-        """The MIDI input thread: must be quick (on JACK it runs inside the process cycle)."""
+        """The MIDI input thread: quick, so the next message (a clock tick) is not delayed."""
         try:
             event = self.clock.midi_message(message, t)
             if event == "stop":

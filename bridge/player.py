@@ -112,7 +112,7 @@ class Player:
         self._thread.start()
 
     def stop(self, block: bool = True, timeout: float = 2.0) -> None:
-        """End the thread; its last act is to silence every sounding note."""
+        """End the thread; its last act is a note-off for every sounding note."""
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
@@ -168,7 +168,7 @@ class Player:
         finally:
             with self._cond:
                 self._events, self._next = [], 0
-                self.ledger.silence()
+                self.ledger.release_all()
 
     def _step(self) -> None:
         with self._cond:

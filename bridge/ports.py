@@ -2,7 +2,10 @@
 panic, and a liveness check so a vanished port can be reopened without restarting the daemon.
 
 Windows (WinMM) has no virtual ports: there we open an existing port by name (loopMIDI) and say
-so. On JACK a port vanishes with its server. libjack frees a dead client's memory when the
+so. Input is polled by our own thread rather than taken in rtmidi's callback: on JACK that
+callback runs in the audio process thread, which would then wait for Python's GIL, and
+cancelling it races with a callback in flight (a crash at shutdown). On JACK a port vanishes
+with its server. libjack frees a dead client's memory when the
 process opens its next client, so a dead port must be closed *before* any new JACK client is
 made (else closing it later crashes): :meth:`MidiPort.check` closes at once, reopening waits.
 """
@@ -42,6 +45,8 @@ API_CHOICES = ("auto", *APIS)
 DEFAULT_OUT_NAME = "Diffusion Composer"
 DEFAULT_IN_NAME = "Diffusion Composer In"
 CLIENT_NAME = "dmc"
+POLL_S = 0.001  # input poll period: the most a message waits before the daemon sees it
+DRAIN_S = 0.05  # rtmidi's JACK output sends at the next process cycle: closing sooner loses (or garbles) messages
 
 # Length of a channel message by its status nibble; system messages are checked separately.
 _CHANNEL_LENGTHS = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
@@ -153,11 +158,12 @@ class MidiPort:
 
     kind = ""
 
-    def __init__(self, name: str, api: str = "auto", client_name: str = CLIENT_NAME) -> None:
+    def __init__(self, name: str, api: str = "auto", client_name: str = CLIENT_NAME, existing: bool = False) -> None:
         self.name = name
         self.api = resolve_api(api)
         self.client_name = client_name
-        self.connected_to = ""  # the existing port's full name when not virtual (WinMM)
+        self.existing = existing or self.api == rtmidi.API_WINDOWS_MM
+        self.connected_to = ""  # the existing port's full name, when not virtual
         self._handle: Any = None
         self._server: tuple[int, int] | None = None
         self._lock = threading.RLock()
@@ -172,10 +178,6 @@ class MidiPort:
     @property
     def is_open(self) -> bool:
         return self._handle is not None
-
-    @property
-    def virtual(self) -> bool:
-        return self.api != rtmidi.API_WINDOWS_MM
 
     def open(self) -> None:
         """Open the port; BridgeError with what to do when the MIDI system refuses."""
@@ -203,26 +205,30 @@ class MidiPort:
             raise BridgeError("no ALSA sequencer here (/dev/snd/seq): load the snd-seq module, or use --api jack")
         handle = self._rtmidi_class()(rtapi=self.api, name=self.client_name)
         try:
-            if self.virtual:
-                handle.open_virtual_port(self.name)
-            else:
+            if self.existing:
                 self._open_existing(handle)
+            else:
+                handle.open_virtual_port(self.name)
         except BaseException:
             handle.delete()
             raise
         return handle
 
     def _open_existing(self, handle: Any) -> None:
-        """WinMM: connect to a port whose name starts with ours (loopMIDI adds a number)."""
+        """Connect to a port whose name starts with ours (loopMIDI adds a number to its ports)."""
         ports = handle.get_ports()
         index = next((i for i, p in enumerate(ports) if p.lower().startswith(self.name.lower())), None)
+        windows = self.api == rtmidi.API_WINDOWS_MM
         if index is None:
+            hint = "create it in loopMIDI, then start again" if windows else "is the other program running?"
             raise BridgeError(
-                f"Windows has no virtual MIDI ports and no {self.kind} port named {self.name!r} exists "
-                f"(found: {', '.join(ports) or 'none'}); create it in loopMIDI, then start again")
+                f"no MIDI {self.kind} port named {self.name!r} on {api_name(self.api)} "
+                f"(found: {', '.join(ports) or 'none'}); {hint}"
+            )
         handle.open_port(index)
         self.connected_to = ports[index]
-        log.warning("Windows has no virtual MIDI ports: using the existing port %r", ports[index])
+        if windows:
+            log.warning("Windows has no virtual MIDI ports: using the existing port %r", ports[index])
 
     def close(self) -> None:
         """Close the port; safe to call twice."""
@@ -241,7 +247,7 @@ class MidiPort:
                 return False
             if self.api == rtmidi.API_UNIX_JACK:
                 return jack_server_identity() == self._server
-            if not self.virtual:
+            if self.existing:
                 return self.connected_to in self._handle.get_ports()
             return True
 
@@ -266,11 +272,13 @@ class MidiOutput(MidiPort):
 
     kind = "output"
 
-    def __init__(self, name: str = DEFAULT_OUT_NAME, api: str = "auto",
-                 client_name: str = CLIENT_NAME) -> None:
-        super().__init__(name, api, client_name)
+    def __init__(
+        self, name: str = DEFAULT_OUT_NAME, api: str = "auto", client_name: str = CLIENT_NAME, existing: bool = False
+    ) -> None:
+        super().__init__(name, api, client_name, existing)
         self.used_channels: set[int] = set()
         self.dropped = 0
+        self._last_send = 0.0
 
     def _rtmidi_class(self) -> type:
         return rtmidi.MidiOut
@@ -285,7 +293,12 @@ class MidiOutput(MidiPort):
             if msg[0] < 0xF0:
                 self.used_channels.add(msg[0] & 0x0F)
             self._handle.send_message(msg)
+            self._last_send = time.monotonic()
             return True
+
+    def _closing(self, handle: Any) -> None:
+        """Let the last messages leave before the port goes (the note-offs of a shutdown, above all)."""
+        time.sleep(max(0.0, self._last_send + DRAIN_S - time.monotonic()))
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> bool:
         return self.send([NOTE_ON | channel, pitch, velocity])
@@ -302,37 +315,67 @@ class MidiOutput(MidiPort):
 
 
 class MidiInput(MidiPort):
-    """The port the DAW sends clock, triggers and played notes to; calls ``callback(msg, t)``.
+    """The port the DAW sends clock, triggers and played notes to; calls ``callback(message, t)``
+    on its own thread, ``t`` the message's ``time.monotonic()`` arrival time.
 
-    ``t`` is ``time.monotonic()`` when rtmidi handed the message over.
+    Each poll takes every queued message; the newest is stamped with the poll time and the
+    earlier ones back from it by rtmidi's own delta times, so their spacing is exact (MIDI clock)
+    and the delay at most one poll.
     """
 
     kind = "input"
 
-    def __init__(self, callback: MidiCallback, name: str = DEFAULT_IN_NAME, api: str = "auto",
-                 client_name: str = CLIENT_NAME) -> None:
-        super().__init__(name, api, client_name)
-        self._callback = _InputCallback(callback)
+    def __init__(
+        self,
+        callback: MidiCallback,
+        name: str = DEFAULT_IN_NAME,
+        api: str = "auto",
+        client_name: str = CLIENT_NAME,
+        existing: bool = False,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        super().__init__(name, api, client_name, existing)
+        self._callback = callback
+        self._on_error = on_error
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
 
     def _rtmidi_class(self) -> type:
         return rtmidi.MidiIn
 
     def _opened(self, handle: Any) -> None:
         handle.ignore_types(sysex=True, timing=False, active_sense=True)
-        handle.set_callback(self._callback)
+        self._stop_polling.clear()
+        self._poller = threading.Thread(target=self._poll, args=(handle,), name=f"dmc-{self.kind}", daemon=True)
+        self._poller.start()
 
     def _closing(self, handle: Any) -> None:
-        handle.cancel_callback()
+        self._stop_polling.set()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(timeout=2.0)
+
+    def _poll(self, handle: Any) -> None:
+        try:
+            while not self._stop_polling.wait(POLL_S):
+                batch = []
+                while (event := handle.get_message()) is not None:
+                    batch.append(event)
+                for message, t in _stamp(batch, time.monotonic()):
+                    self._callback(message, t)
+        except BaseException as exc:
+            log.exception("MIDI input thread failed")
+            if self._on_error is not None:
+                self._on_error(exc)
 
 
-class _InputCallback:
-    """rtmidi's callback: stamp the message with the monotonic clock and hand it on."""
-
-    def __init__(self, callback: MidiCallback) -> None:
-        self._callback = callback
-
-    def __call__(self, event: tuple[list[int], float], data: object = None) -> None:
-        self._callback(event[0], time.monotonic())
+def _stamp(batch: list[tuple[list[int], float]], now: float) -> list[tuple[list[int], float]]:
+    """(message, arrival time): the newest at ``now``, the others back from it by their deltas."""
+    stamped = []
+    t = now
+    for message, delta in reversed(batch):
+        stamped.append((message, t))
+        t -= delta
+    return stamped[::-1]
 
 
 def reopen_vanished(ports: Sequence[MidiPort]) -> list[tuple[MidiPort, str]]:

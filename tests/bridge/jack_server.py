@@ -18,10 +18,13 @@ import uuid
 from pathlib import Path
 
 import rtmidi
+from rtmidi.midiconstants import SONG_START, SONG_STOP, TIMING_CLOCK
 
-from bridge.ports import jack_server_identity
+from bridge.errors import BridgeError
+from bridge.ports import MidiInput, MidiOutput, MidiPort, jack_server_identity
 
 READY_TIMEOUT_S = 15.0
+CONNECT_SETTLE_S = 0.1  # a new JACK connection carries MIDI only from a later process cycle
 
 
 def jackd_available() -> bool:
@@ -86,20 +89,17 @@ class JackServer:
 
 
 class Receiver:
-    """A JACK MIDI input connected to a source port; records (monotonic time, message)."""
+    """A JACK MIDI input connected to a source port; records (monotonic arrival time, message)."""
 
     def __init__(self, source_port: str, client_name: str = "receiver", timeout_s: float = 5.0) -> None:
         self.messages: list[tuple[float, list[int]]] = []
         self._lock = threading.Lock()
-        self._midi = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client_name)
-        self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        _open_when_listed(self._midi, source_port, timeout_s)
-        self._midi.set_callback(self._record)
+        self._port = MidiInput(self._record, source_port, "jack", client_name, existing=True)
+        _open_when_listed(self._port, timeout_s)
 
-    def _record(self, event: tuple[list[int], float], data: object = None) -> None:
-        now = time.monotonic()
+    def _record(self, message: list[int], t: float) -> None:
         with self._lock:
-            self.messages.append((now, list(event[0])))
+            self.messages.append((t, list(message)))
 
     def snapshot(self) -> list[tuple[float, list[int]]]:
         with self._lock:
@@ -116,36 +116,67 @@ class Receiver:
             time.sleep(0.01)
 
     def close(self) -> None:
-        self._midi.cancel_callback()
-        self._midi.close_port()
-        self._midi.delete()
+        self._port.close()
 
 
 class Sender:
     """A JACK MIDI output connected to a destination port (the daemon's input)."""
 
     def __init__(self, dest_port: str, client_name: str = "sender", timeout_s: float = 5.0) -> None:
-        self._midi = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=client_name)
-        _open_when_listed(self._midi, dest_port, timeout_s)
+        self._port = MidiOutput(dest_port, "jack", client_name, existing=True)
+        _open_when_listed(self._port, timeout_s)
 
     def send(self, message: list[int]) -> None:
-        self._midi.send_message(message)
+        self._port.send(message)
 
     def close(self) -> None:
-        self._midi.close_port()
-        self._midi.delete()
+        self._port.close()
 
 
-def _open_when_listed(midi: rtmidi.MidiIn | rtmidi.MidiOut, port: str, timeout_s: float) -> None:
-    """Open (and so connect to) the port whose full JACK name ends with ``port``, once it exists."""
+def _open_when_listed(port: MidiPort, timeout_s: float) -> None:
+    """Open (and so connect to) the port named ``port.name`` once it exists, then let the connection settle."""
     deadline = time.monotonic() + timeout_s
     while True:
-        names = midi.get_ports()
-        index = next((i for i, name in enumerate(names) if name.endswith(port)), None)
-        if index is not None:
-            midi.open_port(index)
-            return
-        if time.monotonic() > deadline:
-            midi.delete()
-            raise AssertionError(f"no JACK port {port!r} within {timeout_s} s (have {names})")
-        time.sleep(0.05)
+        try:
+            port.open()
+        except BridgeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        time.sleep(CONNECT_SETTLE_S)
+        return
+
+
+class ClockSender:
+    """A DAW's MIDI clock: Start, then 24 ticks a beat at absolute times, at a tempo one can change."""
+
+    def __init__(self, sender: Sender, bpm: float) -> None:
+        self._sender = sender
+        self.bpm = bpm
+        self.tick_times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-clock", daemon=True)
+
+    def start(self) -> None:
+        self._sender.send([SONG_START])
+        self._thread.start()
+
+    def _run(self) -> None:
+        due = time.monotonic() + 0.005
+        while not self._stop.is_set():
+            while time.monotonic() < due:
+                time.sleep(max(0.0, min(due - time.monotonic() - 0.0005, 0.002)))
+            self._sender.send([TIMING_CLOCK])
+            self.tick_times.append(due)  # when the tick was due: a DAW's clock is steady, this thread may not be
+            due += 60.0 / self.bpm / 24
+
+    def beat_times(self) -> list[float]:
+        return self.tick_times[::24]
+
+    def stop(self) -> float:
+        """Stop ticking and send Stop; returns when Stop was sent."""
+        self._stop.set()
+        self._thread.join(5)
+        self._sender.send([SONG_STOP])
+        return time.monotonic()

@@ -7,14 +7,17 @@ ends the whole run if anything hangs.
 from __future__ import annotations
 
 import faulthandler
+import itertools
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_rig import IN_PORT, OUT_PORT, InProcessDaemon, arrival_errors, note_messages
-from jack_server import JackServer, Receiver, Sender, jackd_available
+from daemon_rig import IN_PORT, OUT_PORT, DaemonProcess, InProcessDaemon, arrival_errors, note_messages
+from jack_server import ClockSender, JackServer, Receiver, Sender, jackd_available
 from midi_recording import is_note_on, stuck_notes, unpaired_note_ons
-from rtmidi.midiconstants import NOTE_ON
+from rtmidi.midiconstants import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_ON
 
 from bridge.control import request
 from bridge.midifile import read_midi
@@ -26,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(not jackd_available(), reason="needs jackd (Debian: jackd2) and python-rtmidi with JACK"),
 ]
 
-WATCHDOG_S = 120
+WATCHDOG_S = 30
 MARGIN_S = 0.010  # scheduling noise of a shared, loaded machine, on top of one JACK period
 
 
@@ -111,3 +114,98 @@ def test_trigger_by_a_midi_note_on_the_input_port(
     finally:
         sender.close()
     assert stuck_notes(m for _, m in receiver.snapshot()) == set()
+
+
+def median_gap(times: list[float]) -> float:
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    return gaps[len(gaps) // 2]
+
+
+def test_phrases_follow_the_daws_midi_clock_and_stop_silences_at_once(jack: JackServer, tmp_path: Path) -> None:
+    settings = Settings(clock="midi", bars=4, seed=3, quantize="beat", takes="off")
+    rig = InProcessDaemon(ArpeggioSource(), settings, tmp_path / "control.sock")
+    rx = Receiver(OUT_PORT)
+    sender = Sender(IN_PORT)
+    clock = ClockSender(sender, bpm=120.0)
+    try:
+        clock.start()
+        time.sleep(0.6)  # a beat of clock: the tempo is known
+        assert rig.daemon.clock.running, f"no Start or clock arrived: {rig.daemon.status()}"
+        assert request({"command": "trigger"}, tmp_path / "control.sock")["ok"]
+        ons = lambda: [t for t, m in rx.snapshot() if is_note_on(m)]  # noqa: E731
+        rx.wait_for(lambda m: len(ons()) >= 9, 5.0)
+        first = ons()[0]
+        beat_error = min(abs(first - b) for b in clock.beat_times())
+        assert beat_error <= 2 * jack.period_s + MARGIN_S, f"first note {beat_error * 1000:.1f} ms off the beat"
+        assert median_gap(ons()[:9]) == pytest.approx(60 / 120 / 4, rel=0.1)  # sixteenths at 120 bpm
+
+        clock.bpm = 180.0
+        time.sleep(0.6)  # more than a beat at the new tempo: the smoothing window has moved on
+        count = len(ons())
+        rx.wait_for(lambda m: len(ons()) >= count + 8, 5.0)
+        assert median_gap(ons()[count:]) == pytest.approx(60 / 180 / 4, rel=0.1)  # sixteenths at 180 bpm
+
+        stopped_at = clock.stop()
+        time.sleep(0.3)
+        received = rx.snapshot()
+        assert stuck_notes(m for _, m in received) == set()
+        assert all(t <= stopped_at + jack.period_s * 2 + MARGIN_S for t, m in received if is_note_on(m))
+        silenced_at = max(t for t, m in received if not is_note_on(m))
+        assert silenced_at - stopped_at <= 2 * jack.period_s + MARGIN_S
+    finally:
+        clock.stop()
+        sender.close()
+        rx.close()
+        rig.stop()
+    assert rig.error is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_daemon_process_leaves_no_note_sounding(jack: JackServer, tmp_path: Path, sig: int) -> None:
+    proc = DaemonProcess(tmp_path, "bpm=200", "bars=4", "quantize=beat")
+    try:
+        rx = Receiver(OUT_PORT)
+        try:
+            proc.command("trigger")
+            rx.wait_for(lambda m: sum(is_note_on(x) for _, x in m) >= 3, 10.0)
+            assert proc.terminate(sig) == 0, proc.log()
+            time.sleep(0.2)
+            messages = [m for _, m in rx.snapshot()]
+        finally:
+            rx.close()
+    finally:
+        proc.kill()
+    assert unpaired_note_ons(messages) == set()
+    assert [CONTROL_CHANGE, ALL_NOTES_OFF, 0] in messages
+
+
+class FailingSource(ArpeggioSource):
+    """The first phrase is fine; the second raises after a while (by then the first is playing)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(self, request, deadline):
+        self.calls += 1
+        if self.calls == 2:
+            time.sleep(0.5)
+            raise RuntimeError("injected failure in the worker")
+        return super().generate(request, deadline)
+
+
+def test_an_exception_in_the_worker_during_a_phrase_stops_cleanly(jack: JackServer, tmp_path: Path) -> None:
+    settings = Settings(bpm=200.0, bars=4, seed=1, quantize="beat", mode="continuous", takes="off")
+    rig = InProcessDaemon(FailingSource(), settings, tmp_path / "control.sock")
+    rx = Receiver(OUT_PORT)
+    try:
+        rig.daemon.trigger()
+        rig.wait_stopped(10.0)
+        time.sleep(0.1)
+        messages = [m for _, m in rx.snapshot()]
+    finally:
+        rx.close()
+        rig.stop()
+    assert isinstance(rig.error, RuntimeError)
+    assert sum(map(is_note_on, messages)) >= 2, "the failure came while the first phrase played"
+    assert unpaired_note_ons(messages) == set()
+    assert [CONTROL_CHANGE, ALL_NOTES_OFF, 0] in messages, messages[-6:]
