@@ -63,7 +63,8 @@ def export_model(
     files = {MODEL_FILE: graph}
     variants = None
     if fp16:
-        files[FP16_FILE], variants = _fp16_variant(proto, graph, source)
+        files[FP16_FILE], fp16_entry = _fp16_variant(proto, graph, source)
+        variants = {"fp16": fp16_entry}
     out = Path(out_dir)
     for file_name, data in files.items():
         write_bytes(out / file_name, data)

@@ -1,0 +1,109 @@
+"""Export: a tiny trained run -> model folder; parity, card, causality of the ONNX graph, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from bridge.card import read_card
+from bridge.codec import FeatureStats
+from bridge.errors import BridgeError
+from bridge.runtime import load_model
+from export import parity
+from export.errors import ExportError
+from export.model_dir import FP16_FILE, ExportSource, export_model, export_run
+from tests.training.conftest import write_dataset
+from training.config import load_config
+from training.run import train
+from training.unet import build_unet
+
+TINY = load_config("tiny")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained 12 steps and exported with its fp16 variant."""
+    root = tmp_path_factory.mktemp("export")
+    data = write_dataset(root / "data.npz")
+    train(TINY.replace_train(steps=12), data, root / "run")
+    export_run(root / "run", root / "model", fp16=True)
+    return root
+
+
+def test_card_describes_the_run(exported: Path) -> None:
+    card = read_card(exported / "model")  # verifies the checksum too
+    assert card.name == "model" and card.length == TINY.model.length
+    assert card.training["steps"] == 12 and card.training["config"]["name"] == "tiny"
+    assert card.schedule == TINY.diffusion.noise_schedule() and card.prediction == "epsilon"
+    assert 0 <= card.parity["max_abs"] <= parity.MAX_ABS
+    assert card.parameters == build_unet(TINY.model).count_params()
+    run_stats = json.loads((exported / "run" / "run.json").read_text())["dataset"]["stats"]
+    assert card.stats.to_dict() == run_stats
+    assert card.variants and card.variants["fp16"]["model_file"] == FP16_FILE
+    assert card.variants["fp16"]["parity_max_abs"] < 5e-2
+    onnx.checker.check_model(str(exported / "model" / "model.onnx"), full_check=True)
+
+
+def test_onnx_graph_is_causal(exported: Path) -> None:
+    """Changing note p leaves every output before p bit-identical, for p at the start, middle and end."""
+    denoiser = load_model(exported / "model", device="cpu")
+    length = denoiser.length
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((1, 1, length, 3)).astype(np.float32)
+    t = np.array([TINY.diffusion.steps // 2], np.float32)
+    reference = denoiser(base, t)
+    for p in (0, length // 2, length - 1):
+        changed = base.copy()
+        changed[:, :, p] += 5.0
+        out = denoiser(changed, t)
+        np.testing.assert_array_equal(out[:, :, :p], reference[:, :, :p])
+        assert not np.array_equal(out[:, :, p:], reference[:, :, p:])
+
+
+def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    network = build_unet(TINY.model)
+    source = ExportSource(network, TINY.model.length, TINY.diffusion.noise_schedule(), "epsilon",
+                          _stats())  # fmt: skip
+    monkeypatch.setattr(parity, "MAX_ABS", -1.0)  # no graph can pass: the refusal path must hold
+    with pytest.raises(ExportError, match="differs from the Keras network"):
+        export_model(source, tmp_path / "out", name="x")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bridge_refuses_a_changed_model(exported: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in (exported / "model").iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BridgeError, match="checksum"):
+        load_model(copy, device="cpu")
+
+
+def test_step_must_exist(exported: Path, tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="no checkpoint at step 7"):
+        export_run(exported / "run", tmp_path / "m", step=7)
+
+
+@pytest.mark.slow
+def test_seed_preset_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed's 12M-parameter network (random weights) converts with parity; size and parity printed."""
+    seed = load_config("seed")
+    source = ExportSource(build_unet(seed.model), seed.model.length, seed.diffusion.noise_schedule(), "epsilon",
+                          _stats())  # fmt: skip
+    card = export_model(source, tmp_path / "seed", name="seed")
+    size = (tmp_path / "seed" / "model.onnx").stat().st_size
+    with capsys.disabled():
+        print(f"\nseed preset: {card.parameters} parameters, model.onnx {size / 1e6:.1f} MB, "
+              f"parity max abs {card.parity['max_abs']:.2e}")  # fmt: skip
+    assert card.parity["max_abs"] <= parity.MAX_ABS and size > 4 * 10e6
+
+
+def _stats() -> FeatureStats:
+    return FeatureStats((21.0, 0.0, 0.0), (108.0, 8.0, 8.0))
