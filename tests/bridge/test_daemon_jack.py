@@ -7,7 +7,10 @@ ends the whole run if anything hangs.
 from __future__ import annotations
 
 import faulthandler
+import gc
 import itertools
+import os
+import random
 import signal
 import time
 from collections.abc import Iterator
@@ -209,3 +212,99 @@ def test_an_exception_in_the_worker_during_a_phrase_stops_cleanly(jack: JackServ
     assert sum(map(is_note_on, messages)) >= 2, "the failure came while the first phrase played"
     assert unpaired_note_ons(messages) == set()
     assert [CONTROL_CHANGE, ALL_NOTES_OFF, 0] in messages, messages[-6:]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def stress_round(rig: InProcessDaemon, control: Path, rng: random.Random, seconds: float) -> int:
+    """Triggers, stops, variations and settings changes as fast as they come; returns how many."""
+    settings_changes = [
+        {"velocity": str(rng.randint(1, 127))},
+        {"transpose": str(rng.randint(-12, 12))},
+        {"bpm": str(rng.choice([180, 240, 300]))},
+        {"mode": rng.choice(["phrase", "continuous"])},
+        {"quantize": rng.choice(["none", "beat"])},
+        {"bars": str(rng.choice([1, 2]))},
+    ]
+    end = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < end:
+        action = rng.random()
+        if action < 0.4:
+            request({"command": "trigger"}, control)
+        elif action < 0.48:
+            request({"command": "stop"}, control)
+        elif action < 0.6:
+            rig.daemon.variation()
+        elif action < 0.72:
+            rig.daemon.trigger()
+        else:
+            assert request({"command": "set", "values": rng.choice(settings_changes)}, control)["ok"]
+        count += 1
+        time.sleep(rng.uniform(0, 0.01))
+    return count
+
+
+def test_stress_no_crash_no_stuck_note_memory_flat(jack: JackServer, tmp_path: Path) -> None:
+    control = tmp_path / "control.sock"
+    settings = Settings(bpm=300.0, bars=1, quantize="none", takes=str(tmp_path / "takes"))
+    rig = InProcessDaemon(ArpeggioSource(), settings, control)
+    rx = Receiver(OUT_PORT)
+    rng = random.Random(0)
+    sizes = []
+    try:
+        for _ in range(3):  # the first round warms up; the next two must not grow
+            actions = stress_round(rig, control, rng, 2.5)
+            assert actions >= 100
+            rig.daemon.stop_music()
+            time.sleep(0.2)
+            received = rx.snapshot()
+            stuck = stuck_notes(m for _, m in received)
+            detail = [(round(t, 4), m) for t, m in received][-12:]
+            assert stuck == set(), f"{stuck}, ledger {rig.daemon.ledger.sounding}, last {detail}"
+            assert unpaired_note_ons(m for _, m in received) == set()
+            assert sum(is_note_on(m) for _, m in received) >= 10, "phrases played in between"
+            rx.messages.clear()
+            gc.collect()
+            sizes.append(rss_bytes())
+        assert rig.error is None and rig.daemon.status()["error"] == ""
+    finally:
+        rx.close()
+        rig.stop()
+    growth = sizes[-1] - sizes[0]
+    assert growth < 4 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over two rounds ({sizes})"
+
+
+def test_a_vanished_jack_server_is_reported_and_the_ports_reopen_when_it_returns(
+    jack: JackServer, tmp_path: Path
+) -> None:
+    proc = DaemonProcess(tmp_path, "bpm=300", "bars=1", "quantize=none")
+    try:
+        pid = proc.proc.pid
+        rx = Receiver(OUT_PORT)
+        proc.command("trigger")
+        rx.wait_for(lambda m: sum(is_note_on(x) for _, x in m) >= 2, 10.0)
+        rx.close()  # our own client goes before its server (see bridge.ports)
+
+        jack.stop()
+        gone = proc.wait_until(lambda s: not s["ports"]["output"]["open"] and not s["ports"]["input"]["open"], 10.0)
+        assert gone["error"] == ""
+        assert "vanished" in proc.log()
+
+        jack.start()
+        proc.wait_until(lambda s: s["ports"]["output"]["open"] and s["ports"]["input"]["open"], 10.0)
+        rx = Receiver(OUT_PORT)
+        try:
+            proc.command("trigger")
+            messages = rx.wait_for(lambda m: sum(is_note_on(x) for _, x in m) >= 2, 10.0)
+        finally:
+            rx.close()
+        assert proc.proc.pid == pid and proc.proc.poll() is None  # the same daemon, never restarted
+        assert "reopened" in proc.log()
+        assert proc.terminate() == 0
+    finally:
+        proc.kill()
+    assert sum(is_note_on(m) for _, m in messages) >= 2
