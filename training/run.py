@@ -282,6 +282,8 @@ class _Session:
         jit = settings.jit_compile and self.strategy is tf.distribute.get_strategy()
         train_step = _train_function(self.model, self.strategy, jit)
         heldout = heldout_batches(self.data, settings.batch_size, settings.heldout_batches)
+        if heldout is None and settings.heldout_every and self.chief:
+            log.warning("no held-out loss: the dataset has fewer held-out segments than one batch")
         with progress(max(end - start, 0), f"train {self.run_dir.name}", enabled=self.chief) as advance:
             tick, tick_step = time.monotonic(), start
             for step in range(start + 1, end + 1):
