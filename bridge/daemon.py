@@ -72,6 +72,7 @@ class _Job:
     start_beat: float | None
     epoch: int
     stream: bool  # continuous mode: queue the next window when this one is scheduled
+    after_beat: float | None = None  # begin only once the clock reaches it (the previous window's start)
 
 
 def default_takes_dir() -> Path:
@@ -88,14 +89,23 @@ def takes_dir_for(settings: Settings) -> Path | None:
 class Daemon:
     """Use as a context manager: ``with Daemon(source, settings, options) as d: d.run()``."""
 
-    def __init__(self, source: PhraseSource, settings: Settings, options: DaemonOptions = DaemonOptions()) -> None:
+    def __init__(
+        self,
+        source: PhraseSource,
+        settings: Settings,
+        options: DaemonOptions = DaemonOptions(),
+        *,
+        output_class: type[MidiOutput] = MidiOutput,
+        input_class: type[MidiInput] = MidiInput,
+    ) -> None:
+        """``output_class``/``input_class``: other port classes (in-memory ones for benchmarks and tests)."""
         self.source = source
         self.options = options
         self._settings = settings
         self._settings_lock = threading.Lock()
         self.clock = TempoClock(settings.bpm, settings.clock)
-        self.output = MidiOutput(options.out_name, options.api, options.client_name)
-        self.input = MidiInput(
+        self.output = output_class(options.out_name, options.api, options.client_name)
+        self.input = input_class(
             self._on_midi, options.in_name, options.api, f"{options.client_name}-in", on_error=self._fail
         )
         self.ledger = NoteLedger(self.output)
@@ -313,11 +323,13 @@ class Daemon:
             **changes,
         )
 
-    def _submit(self, request: PhraseRequest, *, stream: bool, start_beat: float | None = None) -> None:
-        """Make ``request`` the next job (replacing one not yet begun)."""
+    def _submit(
+        self, request: PhraseRequest, *, stream: bool, start_beat: float | None = None, after_beat: float | None = None
+    ) -> None:
+        """Make ``request`` the next job (replacing one not yet begun); a fresh one (no start) cancels older."""
         with self._job_cond:
             self._epoch += 1 if start_beat is None else 0
-            self._job = _Job(request, start_beat, self._epoch, stream)
+            self._job = _Job(request, start_beat, self._epoch, stream, after_beat)
             self._job_cond.notify_all()
         if stream:
             with self._state_lock:
@@ -340,6 +352,8 @@ class Daemon:
             return job
 
     def _generate(self, job: _Job) -> None:
+        if job.after_beat is not None and not self._wait_for_beat(job.after_beat, job.epoch):
+            return
         start, deadline = self._plan(job)
         with self._state_lock:
             self._generating = True
@@ -356,6 +370,17 @@ class Daemon:
         with self._job_cond:  # held while scheduling, so a stop cannot slip in between
             if job.epoch == self._epoch and not self._stopping.is_set():
                 self._schedule(phrase, start, job.stream)
+
+    def _wait_for_beat(self, beat: float, epoch: int) -> bool:
+        """Wait until the clock reaches ``beat`` (a stream stays one window ahead); False if stopped meanwhile."""
+        while True:
+            with self._job_cond:
+                if epoch != self._epoch or self._stopping.is_set():
+                    return False
+                now = self.clock.beat_at(time.monotonic())
+                if now is not None and now >= beat:
+                    return True
+                self._job_cond.wait(TICK_S)
 
     def _plan(self, job: _Job) -> tuple[float | None, float | None]:
         """(start beat, deadline): the first boundary the source can make with its fewest steps."""
@@ -408,7 +433,7 @@ class Daemon:
             following = dataclasses.replace(
                 self._request(self.settings), prime=phrase.notes, prime_beats=phrase.length_beats
             )
-            self._submit(following, stream=True, start_beat=start + phrase.length_beats)
+            self._submit(following, stream=True, start_beat=start + phrase.length_beats, after_beat=start)
 
     # --- input ----------------------------------------------------------------------------
 

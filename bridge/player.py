@@ -10,6 +10,7 @@ there is dropped and its sounding notes get their note-offs at that beat (``STAR
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from bridge.ledger import NoteLedger
 
 log = logging.getLogger(__name__)
 
+RT_PRIORITY = 20  # SCHED_FIFO priority when allowed: above desktop load, below JACK's audio threads (~70+)
 SPIN_S = 0.0008  # spin for the last 0.8 ms: a Condition wait overshoots by ~0.1-1 ms
 MAX_WAIT_S = 0.005  # re-read the clock at least this often while waiting
 LATE_S = 0.1  # a note-on this late is dropped (a stalled machine must not fire a burst)
@@ -104,6 +106,7 @@ class Player:
         self._thread: threading.Thread | None = None
         self.timing: deque[tuple[float, float]] = deque(maxlen=TIMING_KEPT)  # (due, sent)
         self.dropped_late = 0
+        self.realtime = False  # whether the thread got real-time scheduling
 
     # --- thread lifecycle ---------------------------------------------------------------
 
@@ -158,6 +161,7 @@ class Player:
     # --- the loop -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        self.realtime = _realtime_priority()
         try:
             while not self._stopping.is_set():
                 self._step()
@@ -213,3 +217,17 @@ class Player:
         else:
             self.ledger.send([PROGRAM_CHANGE | event.channel, event.number])
         self.timing.append((due, time.monotonic()))
+
+
+def _realtime_priority() -> bool:
+    """Ask for SCHED_FIFO for the calling thread (Linux), so a busy machine does not delay a wake-up.
+
+    Allowed for root or with an rtprio limit (the 'audio' group on most distributions); else
+    the player runs at normal priority and says so once.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+    except (AttributeError, OSError) as exc:
+        log.info("player runs without real-time priority (%s); timing may suffer on a busy machine", exc)
+        return False
+    return True
