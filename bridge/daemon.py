@@ -419,6 +419,11 @@ class Daemon:
             if start is not None:
                 log.warning("generation finished late; the phrase moves to the next %s", settings.quantize)
             start = self.clock.next_boundary(settings.quantize, earliest, settings.beats_per_bar)
+        self._place(phrase, start, stream)
+
+    def _place(self, phrase: Phrase, start: float, stream: bool) -> None:
+        """Give the phrase to the player; in a stream, ask for the next window."""
+        settings = self.settings
         with self._state_lock:
             self._serial += 1
             serial = self._serial
@@ -444,7 +449,7 @@ class Daemon:
             if event == "stop":
                 self._transport_stopped()
             elif event in ("start", "continue"):
-                self._posted.put(("transport", event))
+                self._transport_started()
             if event is not None:
                 return
             result = self.triggers.feed(message)
@@ -482,17 +487,19 @@ class Daemon:
             elif kind == "learned":
                 self.set_values({f"trigger_{value.action}": str(value.binding)})
                 log.info("MIDI-learn: %s is now %s", value.action, value.binding)
-            elif kind == "transport":
-                self._transport_started()
 
     def _transport_started(self) -> None:
-        with self._state_lock:
-            held, self._held = self._held, None
-            streaming = self._streaming
-        if held is not None:
-            self._schedule(held[0], None, held[1])
-        elif streaming:
-            self._submit(self._request(self.settings), stream=True)
+        """Start or Continue: a phrase made meanwhile plays from where the transport starts."""
+        settings = self.settings
+        with self._job_cond:  # against a concurrent stop, as in _generate
+            with self._state_lock:
+                held, self._held = self._held, None
+                streaming = self._streaming
+            if held is not None:
+                start = self.clock.next_boundary(settings.quantize, self.clock.position(), settings.beats_per_bar)
+                self._place(held[0], start, held[1])
+            elif streaming:
+                self._submit(self._request(settings), stream=True)
 
     def _respond_if_paused(self) -> None:
         settings = self.settings

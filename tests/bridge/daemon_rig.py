@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from midi_recording import is_note_off, is_note_on
+from midi_recording import MemoryInput, MemoryOutput, is_note_off, is_note_on
 
 from bridge.control import request
 from bridge.daemon import Daemon, DaemonOptions
@@ -24,10 +24,17 @@ IN_PORT = "dmc-in:Diffusion Composer In"
 
 
 class InProcessDaemon:
-    """A started :class:`Daemon` whose ``run()`` loop runs on a thread; ``error`` is what it raised."""
+    """A started :class:`Daemon` whose ``run()`` loop runs on a thread; ``error`` is what it raised.
 
-    def __init__(self, source: PhraseSource, settings: Settings, control_path: Path) -> None:
-        self.daemon = Daemon(source, settings, DaemonOptions(api="jack", control_path=control_path))
+    On JACK by default; ``memory=True``: on in-memory ports (no MIDI system needed).
+    """
+
+    def __init__(
+        self, source: PhraseSource, settings: Settings, control_path: Path, memory: bool = False, **options: Any
+    ) -> None:
+        ports = {"output_class": MemoryOutput, "input_class": MemoryInput} if memory else {}
+        options = DaemonOptions(api="jack", control_path=control_path, **options)
+        self.daemon = Daemon(source, settings, options, **ports)
         self.error: BaseException | None = None
         self.daemon.start()
         self._thread = threading.Thread(target=self._run, name="test-daemon-main", daemon=True)

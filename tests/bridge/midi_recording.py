@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Iterable
 
 from rtmidi.midiconstants import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
 
-from bridge.ports import MidiOutput
+from bridge.ports import MidiInput, MidiOutput
 
 Recording = list[tuple[float, list[int]]]
 
 
-class _RecordingHandle:
-    """Stands in for ``rtmidi.MidiOut``: keeps (monotonic time, message) of everything sent."""
+class _MemoryHandle:
+    """Stands in for an rtmidi port: keeps (monotonic time, message) of everything sent, and hands
+    out what a test put in ``incoming`` as if it had arrived."""
 
-    def __init__(self, sink: Recording) -> None:
+    def __init__(self, sink: Recording, incoming: queue.SimpleQueue[list[int]]) -> None:
         self._sink = sink
+        self._incoming = incoming
 
     def open_virtual_port(self, name: str) -> None:
         pass
 
+    def ignore_types(self, **kinds: bool) -> None:
+        pass
+
     def send_message(self, message: list[int]) -> None:
         self._sink.append((time.monotonic(), list(message)))
+
+    def get_message(self) -> tuple[list[int], float] | None:
+        try:
+            return self._incoming.get_nowait(), 0.0
+        except queue.Empty:
+            return None
 
     def close_port(self) -> None:
         pass
@@ -34,12 +46,26 @@ class _RecordingHandle:
 class MemoryOutput(MidiOutput):
     """A real :class:`MidiOutput` (validation, lock, panic) whose messages land in ``received``."""
 
-    def __init__(self) -> None:
-        super().__init__("memory", api="alsa")
+    def __init__(self, name: str = "memory", api: str = "alsa", *args: object, **kwargs: object) -> None:
+        super().__init__(name, "alsa", *args, **kwargs)
         self.received: Recording = []
 
-    def _make_handle(self) -> _RecordingHandle:
-        return _RecordingHandle(self.received)
+    def _make_handle(self) -> _MemoryHandle:
+        return _MemoryHandle(self.received, queue.SimpleQueue())
+
+
+class MemoryInput(MidiInput):
+    """A real :class:`MidiInput` (its polling thread) fed by :meth:`inject`."""
+
+    def __init__(self, callback, name: str = "memory in", api: str = "alsa", *args: object, **kwargs: object) -> None:
+        super().__init__(callback, name, "alsa", *args, **kwargs)
+        self.incoming: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+
+    def _make_handle(self) -> _MemoryHandle:
+        return _MemoryHandle([], self.incoming)
+
+    def inject(self, message: list[int]) -> None:
+        self.incoming.put(list(message))
 
 
 def is_note_on(msg: list[int]) -> bool:

@@ -1,0 +1,199 @@
+"""The daemon's logic on in-memory ports (no MIDI system needed): modes, quantizing, deadlines,
+the control channel, MIDI-learn, a stopped MIDI clock. The same daemon on real JACK ports is
+tested in test_daemon_jack.py."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_rig import InProcessDaemon
+from midi_recording import is_note_on, stuck_notes
+from rtmidi.midiconstants import CONTROL_CHANGE, NOTE_OFF, NOTE_ON, SONG_START, TIMING_CLOCK
+
+from bridge.control import request
+from bridge.deadline import StepBudget
+from bridge.phrases import ArpeggioSource, Phrase, PhraseInfo, PhraseRequest
+from bridge.settings import Settings, load_settings
+
+
+class SpySource(ArpeggioSource):
+    """The arpeggio, remembering each request and when it came."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, PhraseRequest]] = []
+
+    def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
+        self.calls.append((time.monotonic(), request))
+        return super().generate(request, deadline)
+
+
+class SlowSource(ArpeggioSource):
+    """A model stand-in: each step takes ``step_s``; steps chosen for the deadline like the real one."""
+
+    name = "slow"
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s = step_s
+        self.budget = StepBudget(step_s=step_s, fixed_s=0.0)
+        self.budget.observe(10, 10 * step_s)
+
+    def seconds_for(self, steps: int) -> float:
+        return self.budget.seconds_for(steps)
+
+    def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
+        steps = request.steps
+        if deadline is not None:
+            steps = self.budget.steps_for(deadline - time.monotonic(), request.min_steps, request.steps)
+            steps = steps or request.min_steps
+        time.sleep(steps * self.step_s)
+        phrase = super().generate(request, deadline)
+        return Phrase(phrase.notes, phrase.length_beats, PhraseInfo(steps, 0.0, phrase.info.seed, self.name), request)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator:
+    rigs: list[InProcessDaemon] = []
+
+    def make(settings: Settings, source: ArpeggioSource | None = None) -> InProcessDaemon:
+        rig = InProcessDaemon(
+            source or ArpeggioSource(), settings, tmp_path / "c.sock", memory=True,
+            settings_path=tmp_path / "settings.toml",
+        )
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.stop()
+        assert rig.error is None
+        assert stuck_notes(m for _, m in rig.daemon.output.received) == set()
+
+
+def note_ons(rig: InProcessDaemon) -> list[tuple[float, list[int]]]:
+    return [(t, m) for t, m in list(rig.daemon.output.received) if is_note_on(m)]
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_midi_trigger_plays_a_phrase_from_the_next_bar(start) -> None:
+    rig = start(Settings(bpm=240, bars=1, seed=1, takes="off"))
+    rig.daemon.input.inject([NOTE_ON | 15, 36, 100])  # the default trigger
+    rig.daemon.input.inject([NOTE_OFF | 15, 36, 0])
+    wait_for(lambda: len(note_ons(rig)) >= 16)
+    first = note_ons(rig)[0][0]
+    beat = rig.daemon.clock.beat_at(first)
+    assert beat / 4 == pytest.approx(round(beat / 4), abs=0.01)  # on a bar line (1 % of a bar = 2.5 ms)
+
+
+def test_continuous_mode_streams_windows_back_to_back_one_ahead(start) -> None:
+    source = SpySource()
+    rig = start(Settings(bpm=300, bars=1, seed=2, mode="continuous", quantize="beat", takes="off"), source)
+    rig.daemon.trigger()
+    wait_for(lambda: len(note_ons(rig)) >= 16 * 3 + 1)  # into the fourth window
+    requests = [r for _, r in source.calls]
+    assert requests[0].prime == () and all(r.prime for r in requests[1:])  # each continues the last
+    assert all(r.prime_beats == 4.0 for r in requests[1:])
+    ons = [t for t, _ in note_ons(rig)]
+    gaps = [b - a for a, b in itertools.pairwise(ons)]
+    assert max(gaps) < 0.06 * 1.5  # sixteenths at 300 bpm (50 ms), no hole between windows
+    # one window ahead: by the time window n+1 is asked for, window n has begun
+    calls = [t for t, _ in source.calls]
+    assert len(calls) <= len(ons) // 16 + 2
+
+
+def test_respond_mode_answers_what_was_played_after_a_pause(start) -> None:
+    source = SpySource()
+    rig = start(Settings(bpm=240, bars=1, mode="respond", respond_gap_s=0.3, quantize="beat", takes="off"), source)
+    for pitch in (60, 64, 67):
+        rig.daemon.input.inject([NOTE_ON, pitch, 90])
+        time.sleep(0.05)
+        rig.daemon.input.inject([NOTE_OFF, pitch, 0])
+    time.sleep(0.1)
+    assert source.calls == []  # still within the pause
+    wait_for(lambda: len(note_ons(rig)) >= 4)
+    prime = source.calls[0][1].prime
+    assert [n.pitch for n in prime] == [60, 64, 67]
+    assert prime[1].onset == pytest.approx(0.05 * 4, abs=0.1)  # 50 ms at 240 bpm is 0.2 beat
+
+
+def test_variation_uses_the_next_seed(start) -> None:
+    source = SpySource()
+    rig = start(Settings(bpm=240, bars=1, seed=10, takes="off"), source)
+    rig.daemon.trigger()
+    wait_for(lambda: len(source.calls) == 1 and rig.daemon.status()["last"] is not None)
+    rig.daemon.variation()
+    wait_for(lambda: len(source.calls) == 2)
+    assert [r.seed for _, r in source.calls] == [10, 11]
+
+
+def test_control_set_status_stop_and_bad_keys(start, tmp_path: Path) -> None:
+    rig = start(Settings(bpm=120, bars=2, takes="off"))
+    sock = tmp_path / "c.sock"
+    answer = request({"command": "set", "values": {"bpm": "150", "key": "F#", "velocity": 64}}, sock)
+    assert answer["ok"] and answer["settings"]["key"] == "F#"
+    assert rig.daemon.clock.bpm == 150.0
+    assert load_settings(tmp_path / "settings.toml").velocity == 64  # persisted
+    bad = request({"command": "set", "values": {"colour": "red"}}, sock)
+    assert not bad["ok"] and "unknown setting 'colour'" in bad["error"]
+    assert request({"command": "trigger"}, sock)["ok"]
+    wait_for(lambda: len(note_ons(rig)) >= 2)
+    assert request({"command": "stop"}, sock)["ok"]
+    status = request({"command": "status"}, sock)
+    assert status["sounding"] == 0 and status["queue"]["scheduled"] == 0
+    assert status["tempo"] == {"bpm": 150.0, "source": "internal", "running": True}
+    assert not request({"command": "dance"}, sock)["ok"]
+
+
+def test_midi_learn_binds_the_next_control_and_keeps_it(start, tmp_path: Path) -> None:
+    source = SpySource()
+    rig = start(Settings(bpm=240, bars=1, takes="off"), source)
+    assert request({"command": "learn", "action": "generate", "timeout": 5}, tmp_path / "c.sock")["ok"]
+    rig.daemon.input.inject([CONTROL_CHANGE | 2, 80, 127])
+    wait_for(lambda: rig.daemon.settings.trigger_generate == "cc 80 ch 3")
+    assert load_settings(tmp_path / "settings.toml").trigger_generate == "cc 80 ch 3"
+    assert source.calls == []  # learning did not trigger
+    rig.daemon.input.inject([CONTROL_CHANGE | 2, 80, 0])
+    rig.daemon.input.inject([CONTROL_CHANGE | 2, 80, 127])
+    wait_for(lambda: len(source.calls) == 1)
+
+
+def test_a_phrase_made_while_the_daws_transport_is_stopped_plays_when_it_starts(start) -> None:
+    rig = start(Settings(clock="midi", bars=1, quantize="bar", takes="off"))
+    rig.daemon.trigger()
+    time.sleep(0.2)
+    assert note_ons(rig) == []  # held: no clock running
+    rig.daemon.input.inject([SONG_START])
+    t0 = time.monotonic()
+    for i in range(24 * 3):  # three beats of clock at 120 bpm, fed as it would arrive
+        while time.monotonic() < t0 + i * 60 / 120 / 24:
+            time.sleep(0.0005)
+        rig.daemon.input.inject([TIMING_CLOCK])
+    wait_for(lambda: len(note_ons(rig)) >= 1)
+    first = note_ons(rig)[0][0]
+    assert first - t0 == pytest.approx(0.0, abs=0.02)  # the downbeat of Start
+
+
+@pytest.mark.parametrize(("step_ms", "expect"), [(10, "fewer steps"), (120, "a later beat")])
+def test_steps_adapt_to_the_time_left_and_the_downbeat_is_never_missed(start, step_ms: int, expect: str) -> None:
+    source = SlowSource(step_ms / 1000)
+    rig = start(Settings(bpm=240, bars=1, steps=100, min_steps=4, quantize="beat", takes="off"), source)
+    triggered = rig.daemon.clock.beat_at(time.monotonic())
+    rig.daemon.trigger()
+    wait_for(lambda: len(note_ons(rig)) >= 1)
+    info = rig.daemon.status()["last"]
+    first = note_ons(rig)[0][0]
+    beat = rig.daemon.clock.beat_at(first)
+    assert beat == pytest.approx(round(beat), abs=0.01)  # on a beat, not late
+    assert 4 <= info["steps"] < 100
+    if expect == "a later beat":  # 4 steps take 480 ms, two beats at 240 bpm: not the next beat, a later one
+        assert round(beat) >= math.ceil(triggered) + 1
