@@ -266,7 +266,14 @@ class _Session:
             log.info("resumed %s at step %d", run_dir, self.step)
         self.saved_step = self.step
         self.writer = tf.summary.create_file_writer(str(self.write_dir / "logs")) if self.chief else None
-        self.test_step = tf.function(self.model.test_step, autograph=False)
+        # A local copy holding the EMA weights, for the held-out loss of what export ships and for samples.
+        settings = config.train
+        self.ema_model = DiffusionModel(build_unet(config.model, name="ema"), config.diffusion,
+                                        ema_decay=settings.ema_decay, seed=settings.seed)  # fmt: skip
+        self.test_steps = {
+            "heldout_loss": tf.function(self.model.test_step, autograph=False),
+            "heldout_loss_ema": tf.function(self.ema_model.test_step, autograph=False),
+        }
 
     @property
     def step(self) -> int:
@@ -311,14 +318,17 @@ class _Session:
         self.writer.flush()
 
     def _heldout(self, step: int, heldout: tf.data.Dataset) -> None:
-        loss = float(np.mean([float(self.test_step(batch)["loss"]) for batch in heldout]))
-        self.meta["heldout_loss"] = {"step": step, "loss": loss}
-        self._scalars(step, heldout_loss=loss)
+        """Held-out loss of the trained weights and of the EMA weights (the ones exported)."""
+        self.model.copy_ema_to(self.ema_model.network)
+        losses = {name: float(np.mean([float(fn(batch)["loss"]) for batch in heldout]))
+                  for name, fn in self.test_steps.items()}  # fmt: skip
+        self.meta["heldout_loss"] = {"step": step, "loss": losses["heldout_loss"], "ema": losses["heldout_loss_ema"]}
+        self._scalars(step, **losses)
         if self.chief:
-            log.info("step %d: held-out loss %.4f", step, loss)
+            log.info("step %d: held-out loss %.4f (EMA weights %.4f)", step, *losses.values())
 
     def samples(self, step: int) -> None:
-        network = self.model.copy_ema_to(build_unet(self.config.model, name="ema"))
+        network = self.model.copy_ema_to(self.ema_model.network)
         write_samples(network, self.config, self.data.stats, self.run_dir / "samples", step)
 
     def save(self) -> None:
