@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train the causal U-Net on a dataset file. Re-running the same command resumes "
         "from the run's last checkpoint with the same data order and learning-rate schedule.",
     )
-    p.add_argument("--config", default="small", help="preset name (seed, small, tiny) or a .toml file")
+    p.add_argument("--config", default="small", help="a preset (seed, small, tiny, ...) or a .toml file")
     p.add_argument("--data", required=True, help="dataset .npz written by `dmc dataset build`")
     p.add_argument("--run", required=True, help="run directory (created, or resumed if it exists)")
     p.add_argument("--steps", type=int, help="total training steps (overrides the config's train.steps)")
