@@ -1,19 +1,22 @@
-"""Key/scale and pitch-range constraints, applied inside the denoising loop.
+"""Key/scale, pitch-range and rhythm-grid constraints, applied inside the denoising loop.
 
-The sampler hands each step's predicted clean sample x0 to a :class:`PitchProjection`, which
-moves the pitch channel (in scaled units) onto the nearest allowed pitch, so the model
-composes inside the key instead of being corrected afterwards. The same projection snaps
-the final sample.
+The sampler hands each step's predicted clean sample x0 to a :class:`Projection`, which moves
+the pitch channel (in scaled units) onto the nearest allowed pitch and, with a grid, durations
+and onset gaps onto multiples of it, so the model composes inside the key and the metre
+instead of being corrected afterwards. The same projection snaps the final sample.
+With ``auto_key`` the first steps run free; then each piece keeps to the key its own x0
+leans toward (the best of 24 major/minor keys).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.codec import FeatureStats, pitch_to_value
+from bridge.codec import FeatureStats, pitch_to_value, value_to_pitch
 from bridge.errors import BridgeError
 
 NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
@@ -36,6 +39,12 @@ MODES: dict[str, tuple[int, ...]] = {
     "whole tone": (0, 2, 4, 6, 8, 10),
     "chromatic": tuple(range(12)),
 }
+# Keys that auto_key chooses from: fitted on major and harmonic minor (so no minor key shares its
+# scale with a major one), kept as major and as natural-plus-harmonic minor (both sevenths).
+KEY_FIT_SCALES = {"major": MODES["major"], "minor": MODES["harmonic minor"]}
+KEY_KEEP_SCALES = {"major": MODES["major"], "minor": (0, 2, 3, 5, 7, 8, 10, 11)}
+AUTO_KEY = "auto"
+AUTO_KEY_SETTLE = 0.25  # share of the steps that run before the key is chosen
 _KEY = re.compile(r"^\s*([a-gA-G])([#♯b♭]?)\s*(.*?)\s*$")
 _PITCH_CLASSES = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$")
 
@@ -58,32 +67,61 @@ def parse_scale(text: str) -> frozenset[int]:
     return frozenset((root + step) % 12 for step in MODES[mode or "major"])
 
 
+def best_key(histogram: np.ndarray) -> tuple[int, str, float]:
+    """(tonic, "major" or "minor", share of ``histogram`` ``(12,)`` in its scale) of the best of 24 keys."""
+    best = (0, "major", -1.0)
+    for mode, scale in KEY_FIT_SCALES.items():
+        for tonic in range(12):
+            share = float(histogram[[(tonic + step) % 12 for step in scale]].sum())
+            if share > best[2]:
+                best = (tonic, mode, share)
+    return best
+
+
 @dataclass(frozen=True)
 class PitchConstraint:
-    """Allowed pitches: those of ``pitch_classes`` (0 = C) within ``low`` .. ``high`` (MIDI, inclusive)."""
+    """Allowed pitches: those of ``pitch_classes`` (0 = C) within ``low`` .. ``high`` (MIDI, inclusive).
+
+    ``auto_key``: the pitch classes are chosen per piece during sampling (see the module's notes).
+    ``grid`` (beats): durations and onset gaps are kept to multiples of it.
+    """
 
     pitch_classes: frozenset[int] = frozenset(range(12))
     low: int = 0
     high: int = 127
+    auto_key: bool = False
+    grid: float | None = None
 
     def __post_init__(self) -> None:
         if not self.pitch_classes or not self.pitch_classes <= frozenset(range(12)):
             raise BridgeError(f"a scale needs pitch classes in 0..11, got {sorted(self.pitch_classes)}")
         if not 0 <= self.low <= self.high <= 127:
             raise BridgeError(f"a pitch range needs 0 <= low <= high <= 127, got {self.low} .. {self.high}")
+        if self.grid is not None and not self.grid > 0:
+            raise BridgeError(f"a rhythm grid must be a positive number of beats, got {self.grid}")
 
     @classmethod
-    def parse(cls, scale: str | None = None, low: int = 0, high: int = 127) -> PitchConstraint:
-        """From the user's words: a scale (see :func:`parse_scale`; None: all 12) and a range."""
-        return cls(parse_scale(scale) if scale else frozenset(range(12)), low, high)
+    def parse(
+        cls, scale: str | None = None, low: int = 0, high: int = 127, grid: float | None = None
+    ) -> PitchConstraint:
+        """From the user's words: a scale (see :func:`parse_scale`; ``"auto"``; None: all 12), a range, a grid."""
+        if scale is not None and scale.strip().lower() == AUTO_KEY:
+            return cls(frozenset(range(12)), low, high, auto_key=True, grid=grid)
+        return cls(parse_scale(scale) if scale else frozenset(range(12)), low, high, grid=grid)
 
     def allowed(self) -> np.ndarray:
         """Allowed MIDI pitches, ascending, int64 ``(m,)``."""
         pitches = np.arange(self.low, self.high + 1)
         return pitches[np.isin(pitches % 12, list(self.pitch_classes))]
 
-    def projection(self, stats: FeatureStats) -> PitchProjection:
-        """The projection in the scaled units of a model whose statistics are ``stats``.
+    def projection(self, stats: FeatureStats, steps: int = 1) -> Projection:
+        """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps."""
+        time_grid = TimeGrid.create(self.grid, stats) if self.grid else None
+        settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
+        return Projection(self, stats, self.pitch_projection(stats), time_grid, settle)
+
+    def pitch_projection(self, stats: FeatureStats) -> PitchProjection:
+        """The pitch projection in the scaled units of a model whose statistics are ``stats``.
 
         Only pitches inside the model's training range can be represented (decoding clips to
         it), so the allowed set is cut to that range; an empty cut is an error.
@@ -115,3 +153,77 @@ class PitchProjection:
         """Project ``x[..., 0]`` of a scaled ``(..., 3)`` array in place onto the nearest allowed value; returns x."""
         x[..., 0] = self.values[np.searchsorted(self.bounds, x[..., 0])]
         return x
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """Durations and onset gaps onto multiples of ``grid`` beats, in scaled units (durations at least one step)."""
+
+    grid: float
+    low: np.ndarray  # (2,) unscaled low of duration, delta
+    span: np.ndarray  # (2,) high - low
+
+    @classmethod
+    def create(cls, grid: float, stats: FeatureStats) -> TimeGrid:
+        return cls(grid, np.asarray(stats.low[1:]), np.asarray(stats.high[1:]) - np.asarray(stats.low[1:]))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place; returns x."""
+        beats = self.low + (np.clip(x[..., 1:], -1.0, 1.0) + 1.0) / 2.0 * self.span
+        steps = np.rint(beats / self.grid)
+        steps[..., 0] = np.maximum(steps[..., 0], 1.0)
+        x[..., 1:] = np.clip(2.0 * (steps * self.grid - self.low) / self.span - 1.0, -1.0, 1.0)
+        return x
+
+
+class Projection:
+    """One sampling run's projection of x0 ``(..., L, 3)``, in place: pitches, then times.
+
+    Stateful only with ``auto_key``: after ``settle`` calls each piece's key is fitted on its x0
+    and kept for the rest of the run. Make a new one per run (:meth:`PitchConstraint.projection`).
+    """
+
+    def __init__(self, constraint: PitchConstraint, stats: FeatureStats, pitch: PitchProjection,
+                 time_grid: TimeGrid | None, settle: int | None) -> None:  # fmt: skip
+        self.constraint, self.stats, self.pitch = constraint, stats, pitch
+        self.time_grid, self.settle = time_grid, settle
+        self.calls = 0
+        self.keys: list[PitchProjection] | None = None
+        self._chosen: list[tuple[int, str]] = []
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.settle is not None and self.keys is None and self.calls > self.settle:
+            self._choose_keys(x)
+        return self._apply(x)
+
+    def finish(self, x: np.ndarray) -> np.ndarray:
+        """The final snap of the clean sample; chooses the keys now if the loop never did (snap only)."""
+        if self.settle is not None and self.keys is None:
+            self._choose_keys(x)
+        return self._apply(x)
+
+    def _choose_keys(self, x: np.ndarray) -> None:
+        self.keys = [self._key_projection(piece) for piece in x.reshape(len(x), -1, 3)]
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        if self.keys is None:
+            self.pitch(x)
+        else:
+            for piece, projection in zip(x, self.keys, strict=True):
+                projection(piece)
+        if self.time_grid is not None:
+            self.time_grid(x)
+        return x
+
+    def chosen_keys(self) -> list[tuple[int, str]]:
+        """(tonic, mode) per piece once auto_key has chosen; empty before or without it."""
+        return list(self._chosen)
+
+    def _key_projection(self, piece: np.ndarray) -> PitchProjection:
+        """Fit the best key on one piece's current x0 ``(L, 3)`` and keep to it."""
+        pitches = value_to_pitch(self.stats.unscale(piece)[:, 0], self.stats.encoding)
+        tonic, mode, _ = best_key(np.bincount(pitches % 12, minlength=12) / max(len(pitches), 1))
+        self._chosen.append((tonic, mode))
+        classes = frozenset((tonic + step) % 12 for step in KEY_KEEP_SCALES[mode])
+        return dataclasses.replace(self.constraint, pitch_classes=classes, auto_key=False).pitch_projection(self.stats)

@@ -44,10 +44,10 @@ class GenerateOptions:
     prompt: str | None = None
     notes: int | None = None  # None: the model's segment length L
     bpm: float = 120.0
-    key: str | None = None
+    key: str | None = "auto"  # "auto": each piece keeps to the key it leans toward; None: all 12 pitch classes
     low: int = 21
     high: int = 108
-    grid: float | None = None
+    grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
     transpose: int = 0
     velocity: int = 80
     program: int = 0
@@ -115,13 +115,17 @@ def compose(
     card = denoiser.card
     scaled = continue_long(
         denoiser, make_sampler(options.sampler, card), 1, options.notes or card.length, options.steps, seed,
-        prompt=prompt, constraint=PitchConstraint.parse(options.key, options.low, options.high), progress=on_step,
+        prompt=prompt, constraint=_constraint(options), progress=on_step,
     )[0]  # fmt: skip
     decode_options = DecodeOptions(
         grid=options.grid, transpose=options.transpose, low=options.low, high=options.high,
         velocity=options.velocity, channel=options.channel, program=options.program,
     )  # fmt: skip
     return decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
+
+
+def _constraint(options: GenerateOptions) -> PitchConstraint:
+    return PitchConstraint.parse(options.key, options.low, options.high, grid=options.grid)
 
 
 def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, str]:

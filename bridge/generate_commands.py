@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from fractions import Fraction
 
 log = logging.getLogger("dmc.generate")
 
@@ -22,10 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default=None, metavar="FILE.mid", help="continue this MIDI file")
     p.add_argument("--notes", type=int, default=None, help="notes per piece (default: the model's 128)")
     p.add_argument("--bpm", type=float, default=120.0, help="tempo written into the files")
-    p.add_argument("--key", default=None, help='keep to a key: "C major", "F# minor", "D dorian" or "0,2,4,7,9"')
+    p.add_argument("--key", default="auto", type=_none,
+                   help='keep to a key: "C major", "F# minor", "D dorian", "0,2,4,7,9"; "auto" (default): each piece '
+                   'keeps to the key it leans toward; "none": all 12 pitch classes')
     p.add_argument("--low", type=int, default=21, help="lowest MIDI pitch (default 21, A0)")
     p.add_argument("--high", type=int, default=108, help="highest MIDI pitch (default 108, C8)")
-    p.add_argument("--grid", type=float, default=None, help="snap times to this many beats, e.g. 0.25")
+    p.add_argument("--grid", type=_grid, default=0.25,
+                   help="keep durations and onsets on this grid, in beats (default 0.25; 1/3 for triplets; 0: free)")
     p.add_argument("--transpose", type=int, default=0, help="semitones")
     p.add_argument("--velocity", type=int, default=80, help="note velocity 1..127")
     p.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
@@ -36,6 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     p.add_argument("--audio", action="store_true", help="also render a .wav beside each .mid (needs fluidsynth)")
     p.set_defaults(handler=run_generate)  # fmt: skip
+
+
+def _none(text: str) -> str | None:
+    return None if text.strip().lower() == "none" else text
+
+
+def _grid(text: str) -> float | None:
+    value = float(Fraction(text))
+    return value or None
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from bridge.card import PREDICTIONS, ModelCard
-from bridge.constraints import PitchConstraint, PitchProjection
+from bridge.constraints import PitchConstraint, Projection
 from bridge.errors import BridgeError
 from bridge.schedule import NoiseSchedule
 
@@ -265,7 +265,7 @@ def sample(
     rng = np.random.default_rng(seed)
     sampler.set_timesteps(sampler.default_steps if steps is None else steps)
     x = rng.standard_normal((n, 1, card.length, 3), dtype=np.float32)
-    projection = constraint.projection(card.stats) if constraint is not None else None
+    projection = constraint.projection(card.stats, len(sampler.timesteps)) if constraint is not None else None
     hold = _PromptHold.create(prompt, card, n, rng)
     hook = _x0_hook(projection if project_during else None, hold)
     timestep = np.empty(n, np.float32)
@@ -279,13 +279,13 @@ def sample(
             progress(done, total)
     out = x[:, 0]
     if projection is not None:
-        projection(out)
+        projection.finish(out)
     if hold is not None:
         hold.keep(out)
     return out
 
 
-def _x0_hook(projection: PitchProjection | None, hold: _PromptHold | None) -> X0Hook | None:
+def _x0_hook(projection: Projection | None, hold: _PromptHold | None) -> X0Hook | None:
     """The per-step change of x0 ``(B, 1, L, 3)``: project pitches, then restore the prompt."""
     if projection is None and hold is None:
         return None

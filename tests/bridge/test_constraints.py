@@ -79,7 +79,7 @@ stats_strategy = st.builds(
 def test_projection_lands_on_the_nearest_allowed_pitch(
     stats: FeatureStats, classes: frozenset[int], values: list[float]
 ) -> None:
-    projection = PitchConstraint(classes).projection(stats)
+    projection = PitchConstraint(classes).pitch_projection(stats)
     x = np.zeros((len(values), 3), np.float32)
     x[:, 0] = values
     projected = projection(x.copy())
@@ -111,3 +111,31 @@ def test_projecting_during_sampling_changes_the_composition(tiny_denoiser: Denoi
     assert not np.array_equal(runs[0], runs[1])
     # Only the pitch channel is projected (the tiny model treats the features independently).
     np.testing.assert_allclose(runs[0][..., 1:], runs[1][..., 1:], atol=1e-5)
+
+
+def test_time_grid_keeps_durations_and_gaps_on_the_grid() -> None:
+    stats = FeatureStats((36.0, 0.0, 0.0), (96.0, 16.0, 8.0))
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 32, 3)).astype(np.float32)
+    PitchConstraint(grid=0.25).projection(stats)(x)
+    beats = stats.unscale(x)[..., 1:]
+    np.testing.assert_allclose(beats / 0.25, np.rint(beats / 0.25), atol=1e-3)
+    assert beats[..., 0].min() >= 0.25 - 1e-4  # no note shorter than one grid step
+
+
+def test_auto_key_fits_each_piece_then_keeps_to_it() -> None:
+    """After the settle steps each piece keeps to the key its x0 leaned toward: here E minor and B-flat major."""
+    stats = FeatureStats((36.0, 0.0, 0.0), (96.0, 16.0, 8.0))
+    leaning = {0: [64, 66, 67, 69, 71, 72, 75, 76], 1: [70, 72, 74, 75, 77, 79, 81, 82]}
+    x = np.zeros((2, 1, 48, 3), np.float32)
+    for piece, pitches in leaning.items():
+        x[piece, 0, :, 0] = stats.scale(np.array([[p, 0, 0] for p in pitches * 6], float))[:, 0]
+    projection = PitchConstraint.parse("auto").projection(stats, steps=8)  # settles after 2 calls
+    projection(x.copy())
+    projection(x.copy())
+    assert projection.chosen_keys() == []
+    noise = np.random.default_rng(0).uniform(-1, 1, x.shape).astype(np.float32)
+    projection(x)
+    assert projection.chosen_keys() == [(4, "minor"), (10, "major")]
+    projection(noise)
+    pcs = value_to_pitch(stats.unscale(noise[..., 0:1].repeat(3, -1))[..., 0], "log") % 12
+    assert set(pcs[0].ravel()) <= {4, 6, 7, 9, 11, 0, 2, 3} and set(pcs[1].ravel()) <= {10, 0, 2, 3, 5, 7, 9}
