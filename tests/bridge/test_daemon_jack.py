@@ -32,16 +32,20 @@ pytestmark = [
     pytest.mark.skipif(not jackd_available(), reason="needs jackd (Debian: jackd2) and python-rtmidi with JACK"),
 ]
 
-WATCHDOG_S = 30
+WATCHDOG_S = 90
 MARGIN_S = 0.010  # scheduling noise of a shared, loaded machine, on top of one JACK period
 
 
 @pytest.fixture(autouse=True)
-def watchdog() -> Iterator[None]:
-    """A hung test dumps every thread's stack and ends the run (jackd dies with us)."""
-    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+def watchdog(tmp_path: Path) -> Iterator[None]:
+    """A hung test writes every thread's stack to its tmp_path/watchdog.txt and ends the run (jackd dies with us).
+
+    The file, not stderr: pytest captures stderr, and the run ends before showing it.
+    """
+    with open(tmp_path / "watchdog.txt", "w") as log:
+        faulthandler.dump_traceback_later(WATCHDOG_S, exit=True, file=log)
+        yield
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture
