@@ -15,9 +15,10 @@ from daemon_rig import InProcessDaemon
 from midi_recording import is_note_on, stuck_notes
 from rtmidi.midiconstants import CONTROL_CHANGE, NOTE_OFF, NOTE_ON, SONG_START, TIMING_CLOCK
 
+from bridge.constraints import parse_scale
 from bridge.control import request
 from bridge.deadline import StepBudget
-from bridge.phrases import ArpeggioSource, Phrase, PhraseInfo, PhraseRequest
+from bridge.phrases import ArpeggioSource, ModelPhraseSource, Phrase, PhraseInfo, PhraseRequest
 from bridge.settings import Settings, load_settings
 
 
@@ -197,3 +198,14 @@ def test_steps_adapt_to_the_time_left_and_the_downbeat_is_never_missed(start, st
     assert 4 <= info["steps"] < 100
     if expect == "a later beat":  # 4 steps take 480 ms, two beats at 240 bpm: not the next beat, a later one
         assert round(beat) >= math.ceil(triggered) + 1
+
+
+def test_the_daemon_plays_the_models_phrases_in_key(start, tiny_denoiser) -> None:
+    source = ModelPhraseSource(tiny_denoiser)
+    source.warm_up()
+    rig = start(Settings(bpm=240, bars=2, key="D", scale="minor", steps=8, quantize="beat", takes="off"), source)
+    rig.daemon.trigger()
+    wait_for(lambda: rig.daemon.status()["last"] is not None and len(note_ons(rig)) >= 1)
+    played = {m[1] % 12 for _, m in note_ons(rig)}
+    assert played <= parse_scale("D minor")
+    assert rig.daemon.status()["last"]["steps"] <= 8
