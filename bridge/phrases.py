@@ -161,9 +161,9 @@ class ModelPhraseSource:
 
     @staticmethod
     def _constraint(request: PhraseRequest) -> PitchConstraint:
-        """The scale, and the range ``low..high`` of played notes moved back by the transposition."""
+        """The scale, the range ``low..high`` of played notes moved back by the transposition, the rhythm grid."""
         low, high = (min(max(p - request.transpose, 0), 127) for p in (request.low, request.high))
-        return PitchConstraint.parse(request.scale, low, high)
+        return PitchConstraint.parse(request.scale, low, high, grid=request.grid)
 
     @staticmethod
     def _decode_options(request: PhraseRequest) -> DecodeOptions:
