@@ -101,19 +101,10 @@ def export_run(
     name: str | None = None,
     fp16: bool = False,
 ) -> ModelCard:
-    """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder.
-
-    A run trained under JAX (``training.jax_train``) has one weights file and no checkpoints.
-    """
-    from training.jax_train import is_jax_run, load_jax_run
+    """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder."""
     from training.run import load_ema_network
 
-    if is_jax_run(run_dir):
-        if step is not None:
-            raise ExportError(f"{run_dir} was trained under JAX and keeps only its latest weights; drop --step")
-        network, config, meta = load_jax_run(run_dir)
-    else:
-        network, config, meta = load_ema_network(run_dir, step)
+    network, config, meta = load_ema_network(run_dir, step)
     dataset = meta.get("dataset", {})
     source = ExportSource(
         network=network,

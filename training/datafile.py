@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,3 +79,18 @@ def load_dataset(path: str | os.PathLike[str]) -> DatasetFile:
     if meta.get("format") != FORMAT:
         raise TrainingError(f"{path} has dataset format {meta.get('format')}, this version reads {FORMAT}")
     return DatasetFile(meta=meta, **arrays)
+
+
+def dataset_summary(path: str | os.PathLike[str], data: DatasetFile) -> dict[str, Any]:
+    """What a run record (and later the model card) says about its training data."""
+    return {
+        "path": str(Path(path).resolve()),
+        "segments": len(data.segments),
+        "train": len(data.train),
+        "heldout": len(data.heldout_segments),
+        "length": data.length,
+        "encoding": data.stats.encoding,
+        "stats": data.stats.to_dict(),
+        "counts": data.meta.get("counts", {}),
+        "music21": data.meta.get("music21", []),
+    }

@@ -23,7 +23,7 @@ import numpy as np
 
 from bridge.atomic import write_bytes
 from training.config import TrainConfig, load_config
-from training.datafile import DatasetFile, load_dataset
+from training.datafile import DatasetFile, dataset_summary, load_dataset
 from training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,9 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     log.info("training %s on %s: %d parameters, %d segments", config.name, jax.devices()[0], network.count_params(),
              len(data.train))  # fmt: skip
     done, losses, curve = 0, [], []
+    record = {"config": config.to_dict(), "backend": "jax", "device": str(jax.devices()[0]),
+              "dataset": dataset_summary(data_path, data), "weights": EMA_WEIGHTS,
+              "losses": {"train": losses, "heldout": curve}}  # train: every 500 steps; heldout: [step, EMA loss]
     while done < config.train.steps and time.monotonic() - started < seconds:
         key, sub = jax.random.split(key)
         state, loss = step(state, sub)
@@ -153,10 +156,10 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
             log.info("step %d loss %.4f (%.1f steps/s)", done, losses[-1], done / (time.monotonic() - started))
         if time.monotonic() - last_save > save_every:
             _record_heldout(heldout_loss, state, done, curve)
-            _checkpoint(network, state, run, config, data, done, {"train": losses, "heldout": curve}, started)
+            _checkpoint(network, state, run, {**record, "steps": done, "seconds": time.monotonic() - started})
             last_save = time.monotonic()
     _record_heldout(heldout_loss, state, done, curve)
-    _checkpoint(network, state, run, config, data, done, {"train": losses, "heldout": curve}, started)
+    _checkpoint(network, state, run, {**record, "steps": done, "seconds": time.monotonic() - started})
     return done
 
 
@@ -166,29 +169,12 @@ def _record_heldout(heldout_loss: Any, state: tuple, done: int, curve: list) -> 
         log.info("step %d held-out loss (EMA) %.4f", done, curve[-1][1])
 
 
-def _checkpoint(network: Any, state: tuple, run: Path, config: TrainConfig, data: DatasetFile, done: int,
-                losses: dict[str, list], started: float) -> None:  # fmt: skip
+def _checkpoint(network: Any, state: tuple, run: Path, record: dict[str, Any]) -> None:
     """Save the non-trainable state with the EMA weights, then the run record pointing at them."""
     for variable, value in zip(network.non_trainable_variables, state[1], strict=True):
         variable.assign(value)
     save_ema(network, state[3], run)
-    record = {
-        "config": config.to_dict(),
-        "backend": "jax",
-        "device": str(__import__("jax").devices()[0]),
-        "steps": done,
-        "seconds": round(time.monotonic() - started, 1),
-        "losses": losses,  # train: every 500 steps; heldout: [step, EMA loss] at each save
-        "dataset": _dataset_summary(data),
-        "weights": EMA_WEIGHTS,
-    }
     write_bytes(run / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode())
-
-
-def _dataset_summary(data: DatasetFile) -> dict[str, Any]:
-    return {"segments": len(data.segments), "train": len(data.train), "heldout": len(data.heldout_segments),
-            "length": data.length, "encoding": data.stats.encoding, "stats": data.stats.to_dict(),
-            "counts": data.meta.get("counts", {}), "music21": data.meta.get("music21", [])}  # fmt: skip
 
 
 def load_jax_run(run_dir: str | os.PathLike[str]) -> tuple[Any, TrainConfig, dict[str, Any]]:

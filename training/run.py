@@ -30,7 +30,7 @@ from bridge.midifile import write_midi
 from bridge.progress import progress
 from bridge.schedule import NoiseSchedule
 from training.config import TrainConfig
-from training.datafile import DatasetFile, load_dataset
+from training.datafile import DatasetFile, dataset_summary, load_dataset
 from training.diffusion import DiffusionModel
 from training.errors import TrainingError
 from training.pipeline import heldout_batches, train_batches
@@ -80,20 +80,6 @@ def git_revision() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def dataset_summary(path: Path, data: DatasetFile) -> dict[str, Any]:
-    """What run.json (and later the model card) says about the training data."""
-    return {
-        "path": str(path.resolve()),
-        "segments": len(data.segments),
-        "train": len(data.train),
-        "heldout": len(data.heldout_segments),
-        "length": data.length,
-        "encoding": data.stats.encoding,
-        "stats": data.stats.to_dict(),
-        "counts": data.meta.get("counts", {}),
-    }
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
@@ -354,8 +340,15 @@ def load_ema_network(run_dir: str | os.PathLike[str], step: int | None = None) -
     """The EMA network of a run's checkpoint (the latest, or ``ckpt-<step>``), with its config and run.json.
 
     The returned model has the contract's signature ``model([sample (B, 1, L, 3), timestep (B,)])``;
-    ``meta["checkpoint_step"]`` is the step of the weights loaded.
+    ``meta["checkpoint_step"]`` is the step of the weights loaded. A run trained under JAX
+    (:mod:`training.jax_train`) keeps one weights file and no checkpoints: ``step`` must be None.
     """
+    from training.jax_train import is_jax_run, load_jax_run
+
+    if is_jax_run(run_dir):
+        if step is not None:
+            raise TrainingError(f"{run_dir} was trained under JAX and keeps only its latest weights; give no step")
+        return load_jax_run(run_dir)
     run_dir = Path(run_dir)
     meta = read_run(run_dir)
     config = TrainConfig.from_dict(meta["config"])
