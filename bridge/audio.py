@@ -16,6 +16,7 @@ SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/default-GM.sf2",
     "/usr/share/soundfonts/default.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",  # Debian's small GM soundfont (timgm6mb-soundfont)
 )
 SAMPLE_RATE = 44100
 

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from bridge.codec import Note
-from bridge.constraints import ACCIDENTALS, NOTE_NAMES, PitchConstraint, parse_scale
+from bridge.constraints import ACCIDENTALS, AUTO_KEY, NOTE_NAMES, PitchConstraint, parse_scale
 from bridge.continuation import prompt_features
 from bridge.deadline import StepBudget
 from bridge.decoding import DecodeOptions, decode_one, fold_into_range
@@ -209,8 +209,9 @@ class ArpeggioSource:
     def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
         started = time.monotonic()
         seed = resolve_seed(request.seed)
-        tonic = _tonic(request.scale)
-        intervals = sorted((pc - tonic) % 12 for pc in parse_scale(request.scale))
+        scale = "C major" if request.scale == AUTO_KEY else request.scale  # no model to lean toward a key
+        tonic = _tonic(scale)
+        intervals = sorted((pc - tonic) % 12 for pc in parse_scale(scale))
         base = request.low + (tonic - request.low) % 12
         step = request.grid or 0.25
         pattern = np.random.default_rng(seed).permutation([0, 2, 4, 7])  # a triad and its octave, in degrees

@@ -22,7 +22,7 @@ import tomli_w
 
 from bridge.atomic import atomic_write
 from bridge.clock import CLOCK_SOURCES, MAX_BPM, MIN_BPM, QUANTIZE
-from bridge.constraints import parse_scale
+from bridge.constraints import AUTO_KEY, PitchConstraint
 from bridge.errors import BridgeError
 from bridge.samplers import SAMPLERS
 from bridge.triggers import ACTIONS, Binding, parse_binding
@@ -76,7 +76,7 @@ class Settings:
         if self.low > self.high:
             raise BridgeError(f"setting 'low' ({self.low}) must not exceed 'high' ({self.high})")
         try:
-            parse_scale(self.scale_text)
+            PitchConstraint.parse(self.scale_text)
         except BridgeError as exc:
             raise BridgeError(f"settings 'key' and 'scale': {exc}") from None
         for action in ACTIONS:
@@ -87,8 +87,8 @@ class Settings:
 
     @property
     def scale_text(self) -> str:
-        """``"C major"``, as :func:`bridge.constraints.parse_scale` reads it."""
-        return f"{self.key} {self.scale}"
+        """``"C major"``, as :func:`bridge.constraints.parse_scale` reads it; ``"auto"`` for key=auto."""
+        return AUTO_KEY if self.key.strip().lower() == AUTO_KEY else f"{self.key} {self.scale}"
 
     @property
     def beats(self) -> float:

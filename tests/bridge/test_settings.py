@@ -52,3 +52,9 @@ def test_unknown_key_in_the_file_names_file_and_key(tmp_path: Path) -> None:
 def test_assignment_without_equals_is_an_error() -> None:
     with pytest.raises(BridgeError, match="KEY=VALUE"):
         parse_assignments(["bars"])
+
+
+def test_key_auto_is_a_setting() -> None:
+    assert Settings(key="auto").scale_text == "auto"
+    with pytest.raises(BridgeError, match="key"):
+        Settings(key="H")
