@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="any other setting, e.g. --set bars=4 --set key=F#")
     _socket_option(serve)
     serve.add_argument("--quiet", action="store_true", help="no live panel: plain log lines (for a service)")
+    serve.add_argument("--hotkeys", nargs="?", const="", default=None, metavar="ACTION=KEYS,...",
+                       help="global keyboard hotkeys (extra 'hotkeys'): ctrl+alt+g generate, ctrl+alt+s stop, "
+                       "ctrl+alt+v variation; or your own, e.g. 'generate=<f9>,stop=<f10>'")
     serve.set_defaults(handler=serve_command)
 
     for name, help_text in (
@@ -101,9 +105,24 @@ def serve_command(args: argparse.Namespace) -> int:
         settings_path=settings_path,
     )
     source = _phrase_source(args.model, args.device)
-    with Daemon(source, settings, options) as daemon, stop_on_signals(daemon), live_status(daemon.status, args.quiet):
+    with (
+        Daemon(source, settings, options) as daemon,
+        stop_on_signals(daemon),
+        _hotkeys(args.hotkeys, daemon),
+        live_status(daemon.status, args.quiet),
+    ):
         daemon.run()
     return 0
+
+
+def _hotkeys(spec: str | None, daemon: Any) -> contextlib.AbstractContextManager[object]:
+    """The global hotkey listener when ``--hotkeys`` was given, else nothing."""
+    if spec is None:
+        return contextlib.nullcontext()
+    from bridge.hotkeys import HotkeyListener, parse_hotkeys
+
+    actions = {"generate": daemon.trigger, "stop": daemon.stop_music, "variation": daemon.variation}
+    return HotkeyListener(parse_hotkeys(spec), actions)
 
 
 def _phrase_source(model: str | None, device: str) -> PhraseSource:
