@@ -161,7 +161,8 @@ def test_midi_learn_binds_the_next_control_and_keeps_it(start, tmp_path: Path) -
     assert request({"command": "learn", "action": "generate", "timeout": 5}, tmp_path / "c.sock")["ok"]
     rig.daemon.input.inject([CONTROL_CHANGE | 2, 80, 127])
     wait_for(lambda: rig.daemon.settings.trigger_generate == "cc 80 ch 3")
-    assert load_settings(tmp_path / "settings.toml").trigger_generate == "cc 80 ch 3"
+    # the file is written just after the binding takes effect (atomically): wait for it too
+    wait_for(lambda: load_settings(tmp_path / "settings.toml").trigger_generate == "cc 80 ch 3")
     assert source.calls == []  # learning did not trigger
     rig.daemon.input.inject([CONTROL_CHANGE | 2, 80, 0])
     rig.daemon.input.inject([CONTROL_CHANGE | 2, 80, 127])
