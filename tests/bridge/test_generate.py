@@ -99,3 +99,12 @@ def test_invalid_options_name_the_option() -> None:
         GenerateOptions(velocity=0)
     with pytest.raises(BridgeError, match="unknown generate option"):
         GenerateOptions.from_dict({"n": 1, "tempo": 3})
+
+
+def test_no_flags_use_the_shipped_default_model(tmp_path: Path) -> None:
+    """`dmc generate out/` on a fresh install: the default model, found without any flag."""
+    assert main(["generate", str(tmp_path / "out"), "--n", "1", "--seed", "0"]) == 0
+    record = json.loads((tmp_path / "out" / "samples.json").read_text())
+    assert record["model"]["name"] == "default" and record["options"]["model"] is None
+    notes = _notes(tmp_path / "out" / "sample-1.mid")
+    assert len(notes) == 128 and all(n.onset * 4 == round(n.onset * 4) for n in notes)  # the default 1/4 grid
