@@ -126,13 +126,20 @@ class FeatureStats:
             raise BridgeError(f"feature stats need 3 ranges with high > low, got {self.low} .. {self.high}")
 
     @classmethod
-    def fit(cls, features: np.ndarray, encoding: str = "log") -> FeatureStats:
-        """Ranges of ``(..., 3)`` training features; the time features start at 0 like the seed's."""
+    def fit(cls, features: np.ndarray, encoding: str = "log", time_quantile: float = 1.0) -> FeatureStats:
+        """Ranges of ``(..., 3)`` training features; the time features start at 0 like the seed's.
+
+        ``time_quantile`` < 1 sets the duration and delta highs at that quantile instead of the
+        maximum, so a few long notes or gaps (fermatas, rests) do not squeeze every common note
+        length into a sliver of [-1, 1]; longer ones clip to the high when decoded.
+        """
         f = np.asarray(features, dtype=np.float64).reshape(-1, 3)
         if len(f) == 0:
             raise BridgeError("cannot fit feature statistics on an empty dataset")
+        if not 0.5 <= time_quantile <= 1.0:
+            raise BridgeError(f"time_quantile must lie in 0.5 .. 1, got {time_quantile}")
         low = f.min(axis=0)
-        high = f.max(axis=0)
+        high = np.concatenate([f[:, :1].max(axis=0), np.quantile(f[:, 1:], time_quantile, axis=0)])
         low[1:] = 0.0
         high = np.maximum(high, low + 1e-6)
         return cls(tuple(map(float, low)), tuple(map(float, high)), encoding)

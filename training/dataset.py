@@ -46,6 +46,7 @@ class BuildConfig:
     max_duration: float = 16.0  # beats
     max_delta: float = 16.0  # beats
     heldout: float = 0.1  # share of source files
+    time_quantile: float = 0.995  # duration/delta scaling high (see FeatureStats.fit); 1.0: the maximum
     seed: int = 0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -58,6 +59,7 @@ class BuildConfig:
             "max_duration": self.max_duration > 0,
             "max_delta": self.max_delta > 0,
             "heldout": 0.0 <= self.heldout < 1.0,
+            "time_quantile": 0.5 <= self.time_quantile <= 1.0,
             "workers": self.workers >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -146,7 +148,7 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
     heldout = held[file_id]
     if heldout.all():
         raise TrainingError("every segment fell in the held-out split; add files or lower --heldout")
-    stats = FeatureStats.fit(segments[~heldout], config.encoding)
+    stats = FeatureStats.fit(segments[~heldout], config.encoding, config.time_quantile)
     files = np.array([_relative(r.path, root_of) for r in kept])
     meta = _meta(results, config, stats, segments, heldout, held)
     return DatasetFile(segments, file_id, heldout, files, meta)

@@ -32,10 +32,15 @@ RUN_FILE = "run.json"
 
 
 def _scaled_train(data: DatasetFile) -> tuple[np.ndarray, float]:
-    """Scaled training segments ``(N, 1, L, 3)`` and one semitone in scaled pitch units."""
+    """Scaled training segments ``(N, 1, L, 3)`` and one semitone in scaled pitch units.
+
+    Durations and gaps past the statistics' high clip to it, as in ``training.pipeline``.
+    """
     stats = data.stats
     semitone = 2.0 / (stats.high[0] - stats.low[0]) if stats.encoding == "log" else 0.0
-    return stats.scale(data.train)[:, None], semitone
+    scaled = stats.scale(data.train)
+    np.minimum(scaled[..., 1:], 1.0, out=scaled[..., 1:])
+    return scaled[:, None], semitone
 
 
 def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, seed: int = 7919) -> Any:
@@ -136,6 +141,7 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     network, optimizer = build(config)
     step = make_step(network, optimizer, config, *_scaled_train(data))
     heldout = data.stats.scale(data.heldout_segments[:512])[:, None]
+    np.minimum(heldout[..., 1:], 1.0, out=heldout[..., 1:])
     heldout_loss = make_heldout_loss(network, config, heldout) if len(heldout) else None
     state = tuple([v.value for v in vs] for vs in (network.trainable_variables, network.non_trainable_variables,
                                                   optimizer.variables, network.trainable_variables))  # fmt: skip

@@ -32,8 +32,11 @@ def _scaler(stats: FeatureStats) -> Callable[[tf.Tensor], tf.Tensor]:
     span = np.asarray(stats.high, np.float32) - low
 
     def scale(features: tf.Tensor) -> tf.Tensor:
-        """Unscaled ``(..., L, 3)`` -> ``(..., 1, L, 3)`` in [-1, 1] (outside only after transposition)."""
-        return tf.expand_dims(2.0 * (features - low) / span - 1.0, -3)
+        """Unscaled ``(..., L, 3)`` -> ``(..., 1, L, 3)`` in [-1, 1] (pitch outside only after transposition;
+        durations and gaps past the statistics' high clip to it, as decoding does)."""
+        scaled = 2.0 * (features - low) / span - 1.0
+        scaled = tf.concat([scaled[..., :1], tf.minimum(scaled[..., 1:], 1.0)], axis=-1)
+        return tf.expand_dims(scaled, -3)
 
     return scale
 

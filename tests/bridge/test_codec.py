@@ -232,3 +232,14 @@ def test_stats_errors_name_the_problem() -> None:
 def test_note_order_is_onset_then_pitch() -> None:
     notes = [Note(1.0, 50, 1.0), Note(0.0, 70, 1.0), Note(1.0, 40, 9.0), Note(0.0, 71, 0.1)]
     assert [(x.onset, x.pitch) for x in sort_notes(notes)] == [(0.0, 70), (0.0, 71), (1.0, 40), (1.0, 50)]
+
+
+def test_time_quantile_keeps_common_note_lengths_apart() -> None:
+    """A rare 16-beat fermata must not squeeze quarters and eighths together: the high is the quantile."""
+    features = np.array([[60.0, 0.5, 0.5]] * 990 + [[62.0, 1.0, 1.0]] * 9 + [[64.0, 16.0, 8.0]])
+    stats = FeatureStats.fit(features, "log", time_quantile=0.995)
+    assert stats.high[1:] == (1.0, 1.0) and stats.high[0] == 64.0
+    assert FeatureStats.fit(features, "log").high[1:] == (16.0, 8.0)
+    np.testing.assert_allclose(stats.unscale(stats.scale(features[-1:])), [[64.0, 1.0, 1.0]])  # clips when decoded
+    with pytest.raises(BridgeError, match="time_quantile"):
+        FeatureStats.fit(features, "log", time_quantile=0.2)

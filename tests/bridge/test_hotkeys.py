@@ -7,6 +7,7 @@ listener is given a stand-in for pynput's ``keyboard`` module with the same Glob
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
@@ -17,7 +18,7 @@ from bridge.hotkeys import DEFAULT_HOTKEYS, HotkeyListener, parse_hotkeys
 class FakeGlobalHotKeys:
     """pynput.keyboard.GlobalHotKeys' surface: a mapping of combos to callbacks, start and stop."""
 
-    made: list[FakeGlobalHotKeys] = []
+    made: ClassVar[list[FakeGlobalHotKeys]] = []
 
     def __init__(self, hotkeys: dict) -> None:
         self.hotkeys, self.running = hotkeys, False

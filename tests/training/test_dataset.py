@@ -147,12 +147,13 @@ def test_split_is_by_file(built: tuple[dict, DatasetFile, Path]) -> None:
 
 def test_statistics_are_those_of_the_training_split(built: tuple[dict, DatasetFile, Path]) -> None:
     _, data, _ = built
-    assert data.stats == FeatureStats.fit(data.train, "log")
+    assert data.stats == FeatureStats.fit(data.train, "log", BuildConfig().time_quantile)
     train = data.train.reshape(-1, 3)
     assert data.stats.low[0] == train[:, 0].min() and data.stats.high[0] == train[:, 0].max()
     assert data.stats.low[1:] == (0.0, 0.0)
+    np.testing.assert_allclose(data.stats.high[1:], np.quantile(train[:, 1:], 0.995, axis=0))
     scaled = data.stats.scale(data.train)
-    assert scaled.min() >= -1.0 and scaled.max() <= 1.0
+    assert scaled.min() >= -1.0 and scaled[..., 0].max() <= 1.0
 
 
 def test_statistics_leave_the_held_out_files_out(tmp_path: Path) -> None:
