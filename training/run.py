@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from bridge.atomic import write_bytes
 from bridge.codec import FeatureStats, features_to_notes
 from bridge.midifile import write_midi
 from bridge.progress import progress
@@ -80,14 +81,6 @@ def git_revision() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    """Atomic: a temporary file in the same folder, then a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-    os.replace(tmp, path)
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -327,7 +320,7 @@ class _Session:
         self.meta.update(steps=step, checkpoint=os.path.relpath(path, self.write_dir),
                          updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
         if self.chief:
-            _write_json(self.run_dir / RUN_FILE, self.meta)
+            write_bytes(self.run_dir / RUN_FILE, json.dumps(self.meta, indent=2).encode())
 
     def close(self) -> None:
         if self.writer is not None:
