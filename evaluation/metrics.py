@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from bridge.codec import Note, sort_notes
+from bridge.constraints import best_key as fit_key
 
 BEATS_PER_BAR = 4.0
 GRID_TOLERANCE = 1.0 / 48.0  # beats; a 480-tick file rounds well inside this
@@ -23,8 +24,6 @@ GROOVE_STEPS = 12  # per beat: the 1/4 and 1/3 grids together
 # Mittal et al. use 4-bar windows, 2-bar hop; ours are halved for 128-note segments of a few bars,
 # so a piece gives several overlaps rather than one or two.
 WINDOW_BARS, HOP_BARS = 2, 1
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)  # raised 7th, so no minor key shares its set with a major one
 # Y&L's 12 note-length classes, in beats: whole, half, quarter, 8th, 16th, their dotted forms, triplets.
 NOTE_LENGTHS = (4.0, 2.0, 1.0, 0.5, 0.25, 3.0, 1.5, 0.75, 0.375, 4 / 3, 2 / 3, 1 / 3)
 # Minimum window spread for Mittal's Gaussians: half the resolution of each attribute.
@@ -60,15 +59,9 @@ def pitch_class_entropy(notes: Sequence[Note]) -> float:
 
 
 def best_key(notes: Sequence[Note]) -> tuple[int, bool, float]:
-    """(tonic, minor, share of notes in its scale) of the best of the 24 major/harmonic-minor keys."""
-    hist = pitch_class_histogram(notes)
-    best = (0, False, -1.0)
-    for minor, scale in ((False, MAJOR), (True, HARMONIC_MINOR)):
-        for tonic in range(12):
-            share = float(hist[[(tonic + s) % 12 for s in scale]].sum())
-            if share > best[2]:
-                best = (tonic, minor, share)
-    return best
+    """(tonic, minor, share of notes in its scale): the 24-key fit the sampler's auto key uses."""
+    tonic, mode, share = fit_key(pitch_class_histogram(notes))
+    return tonic, mode == "minor", share
 
 
 def scale_consistency(notes: Sequence[Note]) -> float:
