@@ -190,9 +190,12 @@ def train(
     *,
     strategy: str = "default",
     until: int | None = None,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) the run in ``run_dir`` up to ``config.train.steps``, or stop at step ``until``.
 
+    ``init_from``: a finished run (TensorFlow or JAX) whose EMA weights start a new run, to
+    fine-tune with this config's schedule; a run that already has checkpoints resumes from them.
     Returns the final run.json contents. Ctrl-C saves a checkpoint and re-raises; a kill loses
     only the steps since the last checkpoint.
     """
@@ -213,6 +216,8 @@ def train(
     }
     meta.update(git=git_revision(), strategy=strategy, replicas=dist.num_replicas_in_sync)
     session = _Session(config, data, run_dir, dist, meta)
+    if init_from is not None and session.step == 0:
+        session.warm_start(Path(init_from))
     try:
         session.loop(min(until or config.train.steps, config.train.steps))
     except KeyboardInterrupt:
@@ -321,6 +326,18 @@ class _Session:
                          updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
         if self.chief:
             write_bytes(self.run_dir / RUN_FILE, json.dumps(self.meta, indent=2).encode())
+
+    def warm_start(self, source: Path) -> None:
+        """Network and EMA from ``source``'s EMA weights; Adam starts fresh (its state is not portable)."""
+        network, config, meta = load_ema_network(source)
+        if config.model != self.config.model:
+            raise TrainingError(f"{source} has another network ({config.name}); --init-from needs the same model table")
+        for target, value in zip(self.model.network.weights, network.weights, strict=True):
+            target.assign(value.numpy())
+        for ema, value in zip(self.model.ema_weights, network.weights, strict=True):
+            ema.assign(value.numpy())
+        self.meta["init_from"] = {"run": str(source), "steps": meta.get("checkpoint_step", meta.get("steps"))}
+        log.info("started %s from the EMA weights of %s", self.run_dir, source)
 
     def close(self) -> None:
         if self.writer is not None:

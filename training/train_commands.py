@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run directory (created, or resumed if it exists)")
     p.add_argument("--steps", type=int, help="total training steps (overrides the config's train.steps)")
     p.add_argument("--until", type=int, help="stop at this step, resumable later (e.g. for time-limited jobs)")
+    p.add_argument("--init-from", metavar="RUN",
+                   help="start a new run from this run's EMA weights (fine-tuning; same network config)")  # fmt: skip
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
                    help="mirrored: all local GPUs (else CPUs); multiworker: the cluster in TF_CONFIG")  # fmt: skip
     p.set_defaults(handler=run_train)
@@ -38,6 +40,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-checkpoint chatter
 
-    meta = train(config, args.data, args.run, strategy=args.strategy, until=args.until)
+    meta = train(config, args.data, args.run, strategy=args.strategy, until=args.until, init_from=args.init_from)
     log.info("run %s at step %d of %d", args.run, meta["steps"], config.train.steps)
     return 0

@@ -96,6 +96,28 @@ def test_kill_minus_9_then_resume(tiny_run: Path, tiny_data: Path, tmp_path: Pat
         np.testing.assert_array_equal(a, b)
 
 
+def test_init_from_starts_at_the_source_ema(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """``--init-from``: a new run's step 1 is one tiny Adam step away from the source's EMA weights."""
+    config = TINY.replace_train(steps=1, learning_rate=1e-6, final_learning_rate=1e-6)
+    meta = train(config, tiny_data, tmp_path / "tuned", init_from=tiny_run)
+    assert meta["init_from"] == {"run": str(tiny_run), "steps": TINY.train.steps}
+    source, _, _ = load_ema_network(tiny_run)
+    step, values = _state(tmp_path / "tuned")
+    tuned = values[: len(source.weights)]
+    assert step == 1
+    for before, after in zip(source.weights, tuned, strict=True):
+        np.testing.assert_allclose(after, before.numpy(), atol=2e-6)
+    fresh = build_model(TINY)[0].network.weights  # what the run would start from without --init-from
+    assert max(float(np.abs(f.numpy() - a).max()) for f, a in zip(fresh, tuned, strict=True)) > 0.01
+
+
+def test_init_from_refuses_another_network(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    wider = dataclasses.replace(TINY.model, time_embedding=TINY.model.time_embedding * 2)
+    other = dataclasses.replace(TINY, model=wider)
+    with pytest.raises(TrainingError, match="same model table"):
+        train(other, tiny_data, tmp_path / "other", init_from=tiny_run)
+
+
 def test_resume_refuses_other_settings(tiny_run: Path, tiny_data: Path) -> None:
     with pytest.raises(TrainingError, match=r"train\.batch_size"):
         train(TINY.replace_train(batch_size=8), tiny_data, tiny_run)
