@@ -18,7 +18,11 @@ from bridge.errors import BridgeError
 
 FEATURES = ("pitch", "duration", "delta")
 PITCH_ENCODINGS = ("log", "linear")
+TIME_ENCODINGS = ("linear", "log")
 A4_HZ = 440.0
+# Beats added before the log of a time feature: a chord's gap of 0 stays finite and two octaves
+# below a 16th note, so the common note values (1/4, 1/2, 1, 2 beats) sit evenly apart.
+LOG_TIME_OFFSET = 1.0 / 16.0
 
 
 @dataclass(frozen=True, order=True)
@@ -56,6 +60,26 @@ def value_to_pitch(value: np.ndarray | float, encoding: str = "log") -> np.ndarr
     elif encoding != "log":
         raise BridgeError(f"pitch encoding {encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
     return np.clip(np.rint(v), 0, 127).astype(np.int64)
+
+
+def time_to_value(beats: np.ndarray, encoding: str = "linear") -> np.ndarray:
+    """Durations or gaps in beats -> time feature values: the beats (``linear``) or log2(beats + 1/16) (``log``)."""
+    t = np.asarray(beats, dtype=np.float64)
+    if encoding == "linear":
+        return t
+    if encoding == "log":
+        return np.log2(np.maximum(t, 0.0) + LOG_TIME_OFFSET)
+    raise BridgeError(f"time encoding {encoding!r} is unknown; use one of {TIME_ENCODINGS}")
+
+
+def value_to_time(value: np.ndarray, encoding: str = "linear") -> np.ndarray:
+    """Inverse of :func:`time_to_value`; never below 0 beats."""
+    v = np.asarray(value, dtype=np.float64)
+    if encoding == "log":
+        return np.maximum(np.exp2(v) - LOG_TIME_OFFSET, 0.0)
+    if encoding != "linear":
+        raise BridgeError(f"time encoding {encoding!r} is unknown; use one of {TIME_ENCODINGS}")
+    return v
 
 
 def notes_to_features(notes: Sequence[Note], encoding: str = "log") -> np.ndarray:
@@ -113,21 +137,32 @@ def segment(features: np.ndarray, length: int, hop: int | None = None) -> np.nda
 
 @dataclass(frozen=True)
 class FeatureStats:
-    """Per-feature range ``[low, high]`` that maps to ``[-1, 1]``; travels in the card as JSON."""
+    """Per-feature range ``[low, high]`` of the feature values that maps to ``[-1, 1]``; travels in the card as JSON.
+
+    ``time_encoding="log"`` scales log2(beats + 1/16) of durations and gaps instead of the beats:
+    musical note values double from one to the next, so in log time a quarter and an eighth are
+    as far apart as a half and a quarter, where linear scaling puts them 1/32 of the range apart
+    and a model blurs them into dotted eighths. ``low``/``high`` are in the encoded values.
+    """
 
     low: tuple[float, float, float]
     high: tuple[float, float, float]
     encoding: str = "log"
+    time_encoding: str = "linear"
 
     def __post_init__(self) -> None:
         if self.encoding not in PITCH_ENCODINGS:
             raise BridgeError(f"pitch encoding {self.encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
+        if self.time_encoding not in TIME_ENCODINGS:
+            raise BridgeError(f"time encoding {self.time_encoding!r} is unknown; use one of {TIME_ENCODINGS}")
         if len(self.low) != 3 or len(self.high) != 3 or any(h <= lo for lo, h in zip(self.low, self.high, strict=True)):
             raise BridgeError(f"feature stats need 3 ranges with high > low, got {self.low} .. {self.high}")
 
     @classmethod
-    def fit(cls, features: np.ndarray, encoding: str = "log", time_quantile: float = 1.0) -> FeatureStats:
-        """Ranges of ``(..., 3)`` training features; the time features start at 0 like the seed's.
+    def fit(
+        cls, features: np.ndarray, encoding: str = "log", time_quantile: float = 1.0, time_encoding: str = "linear"
+    ) -> FeatureStats:
+        """Ranges of ``(..., 3)`` training features; the time features start at 0 beats like the seed's.
 
         ``time_quantile`` < 1 sets the duration and delta highs at that quantile instead of the
         maximum, so a few long notes or gaps (fermatas, rests) do not squeeze every common note
@@ -138,39 +173,51 @@ class FeatureStats:
             raise BridgeError("cannot fit feature statistics on an empty dataset")
         if not 0.5 <= time_quantile <= 1.0:
             raise BridgeError(f"time_quantile must lie in 0.5 .. 1, got {time_quantile}")
-        low = f.min(axis=0)
-        high = np.concatenate([f[:, :1].max(axis=0), np.quantile(f[:, 1:], time_quantile, axis=0)])
-        low[1:] = 0.0
+        times = time_to_value(f[:, 1:], time_encoding)
+        low = np.concatenate([f[:, :1].min(axis=0), time_to_value(np.zeros(2), time_encoding)])
+        high = np.concatenate([f[:, :1].max(axis=0), np.quantile(times, time_quantile, axis=0)])
         high = np.maximum(high, low + 1e-6)
-        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding)
+        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding, time_encoding)
+
+    def encode_times(self, features: np.ndarray) -> np.ndarray:
+        """Unscaled ``(..., 3)`` -> the values that are scaled linearly (time features encoded), float64."""
+        out = np.array(features, dtype=np.float64)
+        out[..., 1:] = time_to_value(out[..., 1:], self.time_encoding)
+        return out
 
     def scale(self, features: np.ndarray) -> np.ndarray:
         """Unscaled ``(..., 3)`` -> ``[-1, 1]`` float32."""
         lo, hi = np.asarray(self.low), np.asarray(self.high)
-        return (2.0 * (np.asarray(features) - lo) / (hi - lo) - 1.0).astype(np.float32)
+        return (2.0 * (self.encode_times(features) - lo) / (hi - lo) - 1.0).astype(np.float32)
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
         """``[-1, 1]`` ``(..., 3)`` -> unscaled float64, clipped to the training range first."""
         lo, hi = np.asarray(self.low), np.asarray(self.high)
-        return lo + (np.clip(np.asarray(scaled, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0 * (hi - lo)
+        out = lo + (np.clip(np.asarray(scaled, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0 * (hi - lo)
+        out[..., 1:] = value_to_time(out[..., 1:], self.time_encoding)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, keyed by feature name so a reader never guesses the order."""
         return {
             "encoding": self.encoding,
+            "time_encoding": self.time_encoding,
             "low": dict(zip(FEATURES, self.low, strict=True)),
             "high": dict(zip(FEATURES, self.high, strict=True)),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
-        """Inverse of :meth:`to_dict`; a missing or unknown key is an error that names it."""
-        unknown = set(data) - {"encoding", "low", "high"}
+        """Inverse of :meth:`to_dict`; a missing or unknown key is an error that names it.
+
+        ``time_encoding`` may be missing: files written before it existed scaled times linearly.
+        """
+        unknown = set(data) - {"encoding", "time_encoding", "low", "high"}
         if unknown:
             raise BridgeError(f"unknown feature-stats key(s) {sorted(unknown)}")
         try:
             low = tuple(float(data["low"][k]) for k in FEATURES)
             high = tuple(float(data["high"][k]) for k in FEATURES)
-            return cls(low, high, str(data["encoding"]))
+            return cls(low, high, str(data["encoding"]), str(data.get("time_encoding", "linear")))
         except KeyError as exc:
             raise BridgeError(f"feature stats lack the key {exc.args[0]!r}") from exc

@@ -116,7 +116,7 @@ class PitchConstraint:
 
     def projection(self, stats: FeatureStats, steps: int = 1) -> Projection:
         """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps."""
-        time_grid = TimeGrid.create(self.grid, stats) if self.grid else None
+        time_grid = TimeGrid(self.grid, stats) if self.grid else None
         settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
         return Projection(self, stats, self.pitch_projection(stats), time_grid, settle)
 
@@ -160,19 +160,15 @@ class TimeGrid:
     """Durations and onset gaps onto multiples of ``grid`` beats, in scaled units (durations at least one step)."""
 
     grid: float
-    low: np.ndarray  # (2,) unscaled low of duration, delta
-    span: np.ndarray  # (2,) high - low
-
-    @classmethod
-    def create(cls, grid: float, stats: FeatureStats) -> TimeGrid:
-        return cls(grid, np.asarray(stats.low[1:]), np.asarray(stats.high[1:]) - np.asarray(stats.low[1:]))
+    stats: FeatureStats
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place; returns x."""
-        beats = self.low + (np.clip(x[..., 1:], -1.0, 1.0) + 1.0) / 2.0 * self.span
-        steps = np.rint(beats / self.grid)
+        features = self.stats.unscale(x)
+        steps = np.rint(features[..., 1:] / self.grid)
         steps[..., 0] = np.maximum(steps[..., 0], 1.0)
-        x[..., 1:] = np.clip(2.0 * (steps * self.grid - self.low) / self.span - 1.0, -1.0, 1.0)
+        features[..., 1:] = steps * self.grid
+        x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.codec import PITCH_ENCODINGS, FeatureStats, notes_to_features, segment
+from bridge.codec import PITCH_ENCODINGS, TIME_ENCODINGS, FeatureStats, notes_to_features, segment
 from bridge.errors import BridgeError
 from bridge.midifile import TRACK_MODES, read_midi
 from bridge.progress import progress
@@ -47,6 +47,7 @@ class BuildConfig:
     max_delta: float = 16.0  # beats
     heldout: float = 0.1  # share of source files
     time_quantile: float = 0.995  # duration/delta scaling high (see FeatureStats.fit); 1.0: the maximum
+    time_encoding: str = "linear"  # "log": scale log2(beats + 1/16) of durations and gaps (FeatureStats)
     seed: int = 0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -60,6 +61,7 @@ class BuildConfig:
             "max_delta": self.max_delta > 0,
             "heldout": 0.0 <= self.heldout < 1.0,
             "time_quantile": 0.5 <= self.time_quantile <= 1.0,
+            "time_encoding": self.time_encoding in TIME_ENCODINGS,
             "workers": self.workers >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -148,7 +150,7 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
     heldout = held[file_id]
     if heldout.all():
         raise TrainingError("every segment fell in the held-out split; add files or lower --heldout")
-    stats = FeatureStats.fit(segments[~heldout], config.encoding, config.time_quantile)
+    stats = FeatureStats.fit(segments[~heldout], config.encoding, config.time_quantile, config.time_encoding)
     files = np.array([_relative(r.path, root_of) for r in kept])
     meta = _meta(results, config, stats, segments, heldout, held)
     return DatasetFile(segments, file_id, heldout, files, meta)

@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--heldout", type=float, default=0.1, help="share of files held out (default 0.1)")
     build.add_argument("--time-quantile", type=float, default=0.995,
                        help="scale durations and gaps up to this quantile, not the maximum (1: the maximum)")
+    build.add_argument("--time-encoding", choices=("linear", "log"), default="linear",
+                       help="log: scale log2(beats + 1/16) of durations and gaps, so note values lie evenly apart")
     build.add_argument("--seed", type=int, default=0, help="seed of the held-out choice")
     build.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     build.set_defaults(handler=run_build)  # fmt: skip
@@ -56,7 +58,8 @@ def run_build(args: argparse.Namespace) -> int:
         length=args.length, hop=args.hop, encoding=args.encoding,
         families=tuple(args.families or (("all",) if corpus else ("piano",))), programs=tuple(args.programs),
         mode=args.mode or ("merge" if corpus else "longest"), max_duration=args.max_duration,
-        max_delta=args.max_delta, heldout=args.heldout, time_quantile=args.time_quantile, seed=args.seed,
+        max_delta=args.max_delta, heldout=args.heldout, time_quantile=args.time_quantile,
+        time_encoding=args.time_encoding, seed=args.seed,
         workers=args.workers,
     )  # fmt: skip
     sources = [*args.sources, *convert_corpus(args.music21, workers=args.workers)]

@@ -32,8 +32,9 @@ def _scaler(stats: FeatureStats) -> Callable[[tf.Tensor], tf.Tensor]:
     span = np.asarray(stats.high, np.float32) - low
 
     def scale(features: tf.Tensor) -> tf.Tensor:
-        """Unscaled ``(..., L, 3)`` -> ``(..., 1, L, 3)`` in [-1, 1] (pitch outside only after transposition;
-        durations and gaps past the statistics' high clip to it, as decoding does)."""
+        """Time-encoded ``(..., L, 3)`` (:meth:`FeatureStats.encode_times`) -> ``(..., 1, L, 3)`` in [-1, 1]
+        (pitch outside only after transposition; durations and gaps past the statistics' high clip
+        to it, as decoding does)."""
         scaled = 2.0 * (features - low) / span - 1.0
         scaled = tf.concat([scaled[..., :1], tf.minimum(scaled[..., 1:], 1.0)], axis=-1)
         return tf.expand_dims(scaled, -3)
@@ -58,7 +59,7 @@ def train_batches(
 
     With several input pipelines (workers), pipeline ``i`` takes its slice of each global batch.
     """
-    train = np.ascontiguousarray(data.train, dtype=np.float32)
+    train = data.stats.encode_times(data.train).astype(np.float32)
     n, batch = len(train), settings.batch_size
     if n < batch:
         raise TrainingError(f"the dataset has {n} training segments, fewer than one batch ({batch})")
@@ -86,7 +87,7 @@ def train_batches(
 
 def heldout_batches(data: DatasetFile, batch: int, batches: int) -> tf.data.Dataset | None:
     """The first ``batches`` full batches of held-out segments as ``(x0 (B, 1, L, 3), index)``; None if too few."""
-    heldout = np.asarray(data.heldout_segments, dtype=np.float32)
+    heldout = data.stats.encode_times(data.heldout_segments).astype(np.float32)
     count = min(batches, len(heldout) // batch)
     if count == 0:
         return None
