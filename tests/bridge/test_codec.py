@@ -19,7 +19,9 @@ from bridge.codec import (
     pitch_to_value,
     segment,
     sort_notes,
+    time_to_value,
     value_to_pitch,
+    value_to_time,
 )
 from bridge.errors import BridgeError
 
@@ -243,3 +245,38 @@ def test_time_quantile_keeps_common_note_lengths_apart() -> None:
     np.testing.assert_allclose(stats.unscale(stats.scale(features[-1:])), [[64.0, 1.0, 1.0]])  # clips when decoded
     with pytest.raises(BridgeError, match="time_quantile"):
         FeatureStats.fit(features, "log", time_quantile=0.2)
+
+
+def test_log_time_puts_note_values_evenly_apart() -> None:
+    """Linear scaling puts an eighth 1/4 as far from a quarter as a half is from a whole; log time, about as far."""
+    features = np.array([[60.0, d, g] for d, g in [(0.25, 0.0), (0.5, 0.25), (1.0, 0.5), (2.0, 1.0), (4.0, 2.0)]])
+    gaps = {}
+    for encoding in ("linear", "log"):
+        stats = FeatureStats.fit(features, "log", time_encoding=encoding)
+        gaps[encoding] = np.diff(stats.scale(features)[:, 1])
+        np.testing.assert_allclose(stats.unscale(stats.scale(features)), features, atol=1e-5)
+    np.testing.assert_allclose(gaps["linear"][-1] / gaps["linear"][0], 8.0)
+    assert gaps["log"].max() / gaps["log"].min() < 1.2
+    log = FeatureStats.fit(features, "log", time_encoding="log")
+    assert log.low[1:] == (-4.0, -4.0)  # 0 beats (a chord's gap) is the bottom of the range
+    assert log.scale(np.array([[60.0, 0.0, 0.0]]))[0, 1:].tolist() == [-1.0, -1.0]
+    np.testing.assert_allclose(log.unscale(np.array([[0.0, -3.0, 9.0]]))[0, 1:], [0.0, 2.0])  # clipped to the range
+
+
+@settings(max_examples=50, deadline=None)
+@given(beats=hnp.arrays(np.float64, 8, elements=st.floats(0.0, 64.0)))
+def test_time_values_round_trip(beats: np.ndarray) -> None:
+    for encoding in ("linear", "log"):
+        np.testing.assert_allclose(value_to_time(time_to_value(beats, encoding), encoding), beats, atol=1e-9)
+
+
+def test_time_encoding_in_json() -> None:
+    stats = FeatureStats.fit(np.array([[40.0, 1.0, 0.0], [80.0, 2.0, 1.0]]), "log", time_encoding="log")
+    data = json.loads(json.dumps(stats.to_dict()))
+    assert data["time_encoding"] == "log" and FeatureStats.from_dict(data) == stats
+    del data["time_encoding"]  # a card or dataset written before the option: linear times
+    assert FeatureStats.from_dict(data).time_encoding == "linear"
+    with pytest.raises(BridgeError, match="'cubic'"):
+        FeatureStats.from_dict({**data, "time_encoding": "cubic"})
+    with pytest.raises(BridgeError, match="'cubic'"):
+        time_to_value(np.ones(2), "cubic")

@@ -113,8 +113,9 @@ def test_projecting_during_sampling_changes_the_composition(tiny_denoiser: Denoi
     np.testing.assert_allclose(runs[0][..., 1:], runs[1][..., 1:], atol=1e-5)
 
 
-def test_time_grid_keeps_durations_and_gaps_on_the_grid() -> None:
-    stats = FeatureStats((36.0, 0.0, 0.0), (96.0, 16.0, 8.0))
+@pytest.mark.parametrize("time_encoding", ["linear", "log"])
+def test_time_grid_keeps_durations_and_gaps_on_the_grid(time_encoding: str) -> None:
+    stats = FeatureStats.fit(np.array([[36.0, 0.25, 0.0], [96.0, 16.0, 8.0]]), "log", time_encoding=time_encoding)
     x = np.random.default_rng(1).uniform(-1, 1, (4, 32, 3)).astype(np.float32)
     PitchConstraint(grid=0.25).projection(stats)(x)
     beats = stats.unscale(x)[..., 1:]

@@ -25,12 +25,13 @@ def note_like_segments(rng: np.random.Generator, count: int, length: int) -> np.
     return np.stack([pitch, duration, delta], axis=-1).astype(np.float32)
 
 
-def write_dataset(path: Path, *, count: int = 96, length: int = 16, heldout: int = 16, seed: int = 0) -> Path:
+def write_dataset(path: Path, *, count: int = 96, length: int = 16, heldout: int = 16, seed: int = 0,
+                  time_encoding: str = "linear") -> Path:  # fmt: skip
     """A dataset file with ``count`` segments, the last ``heldout`` held out (as from other files)."""
     rng = np.random.default_rng(seed)
     segments = note_like_segments(rng, count, length)
     held = np.arange(count) >= count - heldout
-    stats = FeatureStats.fit(segments[~held], "log")
+    stats = FeatureStats.fit(segments[~held], "log", time_encoding=time_encoding)
     meta = {"length": length, "hop": length, "encoding": "log", "stats": stats.to_dict(), "filters": {},
             "skipped": {}, "counts": {"segments": count}, "sources": []}  # fmt: skip
     files = np.array([f"file{i}.mid" for i in range((count + 7) // 8)])

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from bridge.codec import FeatureStats
 from bridge.midifile import read_midi
+from tests.training.conftest import write_dataset
 from training.config import load_config
 from training.datafile import load_dataset
 from training.diffusion import DiffusionModel
@@ -134,6 +135,18 @@ def test_batches_follow_the_step(tiny_data: Path) -> None:
     from_zero = list(train_batches(data, TINY.train, 0).take(12).as_numpy_iterator())
     resumed = next(iter(train_batches(data, TINY.train, 11).as_numpy_iterator()))
     np.testing.assert_array_equal(resumed, from_zero[11])
+
+
+def test_log_time_batches_are_the_stats_scaling(tmp_path: Path) -> None:
+    """Training sees exactly what the card's stats make of a segment, log-encoded times included."""
+    data = load_dataset(write_dataset(tmp_path / "log.npz", time_encoding="log"))
+    assert data.stats.time_encoding == "log"
+    x0, _ = next(iter(heldout_batches(data, 16, 1)))
+    np.testing.assert_allclose(x0.numpy()[:, 0], data.stats.scale(data.heldout_segments[:16]), atol=1e-6)
+    scaled_train = data.stats.scale(data.train)
+    batch = next(iter(train_batches(data, TINY.replace_train(transpose=0).train, 0))).numpy()[:, 0]
+    for row in batch:
+        assert np.abs(scaled_train - row).max(axis=(1, 2)).min() < 1e-6
 
 
 def test_transposition_shifts_whole_segments(tiny_data: Path) -> None:
