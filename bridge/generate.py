@@ -24,7 +24,7 @@ from bridge.decoding import DecodeOptions, decode_one
 from bridge.errors import BridgeError
 from bridge.midifile import read_midi, write_midi
 from bridge.progress import progress
-from bridge.runtime import Denoiser, load_model
+from bridge.runtime import PRECISIONS, Denoiser, load_model
 from bridge.samplers import SAMPLERS, Progress, make_sampler
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class GenerateOptions:
     program: int = 0
     channel: int = 0
     device: str = "auto"
+    precision: str = "auto"  # see bridge.runtime.PRECISIONS
 
     def __post_init__(self) -> None:
         checks = {
@@ -60,6 +61,7 @@ class GenerateOptions:
             "notes": self.notes is None or self.notes >= 1, "bpm": 1.0 <= self.bpm <= 999.0,
             "low": 0 <= self.low <= self.high <= 127, "velocity": 1 <= self.velocity <= 127,
             "program": 0 <= self.program <= 127, "channel": 0 <= self.channel <= 15,
+            "precision": self.precision in PRECISIONS,
         }  # fmt: skip
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -83,7 +85,7 @@ def generate(
     """
     out = _prepare(Path(out_dir), force)
     options = dataclasses.replace(options, seed=_resolve_seed(options.seed))
-    denoiser = load_model(options.model, options.device)
+    denoiser = load_model(options.model, options.device, precision=options.precision)
     if expect_sha256 not in (None, denoiser.card.sha256):
         raise BridgeError(
             f"model {denoiser.model_dir} is not the one these samples were made with (its checksum differs); "
@@ -165,6 +167,7 @@ def _write_record(out: Path, options: GenerateOptions, denoiser: Denoiser, files
         "version": SAMPLES_VERSION,
         "model": {"name": denoiser.card.name, "path": str(denoiser.model_dir), "sha256": denoiser.card.sha256},
         "device": denoiser.device,
+        "precision": denoiser.precision,
         "options": dataclasses.asdict(options),
         "files": files,
     }

@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0..15")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
+                   help="auto: the model's fp16 graph on CUDA, fp32 on CPU")
     p.add_argument("--from", dest="record", default=None, metavar="samples.json",
                    help="make the pieces of an earlier samples.json again (other options are ignored)")
     p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
@@ -60,7 +62,7 @@ def run_generate(args: argparse.Namespace) -> int:
         options, sha256 = read_record(args.record)
     else:
         fields = ("n", "model", "sampler", "steps", "seed", "prompt", "notes", "bpm", "key", "low", "high", "grid",
-                  "transpose", "velocity", "program", "channel", "device")  # fmt: skip
+                  "transpose", "velocity", "program", "channel", "device", "precision")  # fmt: skip
         options, sha256 = GenerateOptions(**{f: getattr(args, f) for f in fields}), None
     paths = generate(options, args.out, force=args.force, expect_sha256=sha256)
     for path in paths:

@@ -22,12 +22,13 @@ import numpy as np
 import onnxruntime as ort
 
 import weights
-from bridge.card import ModelCard, read_card
+from bridge.card import ModelCard, read_card, sha256_file
 from bridge.errors import BridgeError
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16")  # auto: the card's fp16 variant on CUDA (half the memory traffic), fp32 on CPU
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 ORT_DEFAULT_LOG_SEVERITY = 2  # onnxruntime's own default: warnings and above
@@ -130,11 +131,13 @@ class Denoiser:
     between threads.
     """
 
-    def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str) -> None:
+    def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str,
+                 precision: str = "fp32") -> None:  # fmt: skip
         self.session = session
         self.card = card
         self.model_dir = model_dir
         self.device = device
+        self.precision = precision
         self._buffers: dict[int, _Buffers] = {}
         self._lock = threading.Lock()
 
@@ -210,41 +213,68 @@ class _Buffers:
 
 
 def load_model(
-    name_or_path: str | os.PathLike[str] | None = None, device: str = "auto", *, threads: int | None = None
+    name_or_path: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    *,
+    threads: int | None = None,
+    precision: str = "auto",
 ) -> Denoiser:
     """Load a model folder (path, or name under ``weights/``; None: the default) on ``device``.
 
-    Verifies the card and the checksum of ``model.onnx``, checks the graph against the card,
-    and logs one line saying which device runs it.
+    Verifies the card and the checksum of the graph it runs, checks the graph against the card,
+    and logs one line saying which device and precision run it (``precision``: see PRECISIONS).
     """
     if device not in DEVICES:
         raise BridgeError(f"device {device!r} is unknown; use one of {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise BridgeError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
     directory = resolve_model_dir(name_or_path)
     card = read_card(directory)
-    model = directory / card.model_file
+    files = model_files(card, directory, precision)
     options = session_options(threads)
-    session, note = _create_session(model, device, options)
-    _check_graph(session, card, model)
+    session, note = _create_session(files, device, options)
     used = "cuda" if session.get_providers()[0] == CUDA_PROVIDER else "cpu"
+    model = files[used]
+    half = model != directory / card.model_file
+    if half and sha256_file(model) != card.variants["fp16"]["sha256"]:  # type: ignore[index]
+        raise BridgeError(f"{model} does not match the checksum in its card; re-export or reinstall the model")
+    _check_graph(session, card, model)
     where = "CUDA" if used == "cuda" else f"CPU ({options.intra_op_num_threads} threads)"
-    log.info("model %r (%s) runs on %s, onnxruntime %s%s", card.name, directory, where, ort.__version__, note)
-    return Denoiser(session, card, directory, used)
+    precision = "fp16" if half else "fp32"
+    log.info("model %r (%s) runs on %s in %s, onnxruntime %s%s", card.name, directory, where, precision,
+             ort.__version__, note)  # fmt: skip
+    return Denoiser(session, card, directory, used, precision)
 
 
-def _create_session(model: Path, device: str, options: ort.SessionOptions) -> tuple[ort.InferenceSession, str]:
+def model_files(card: ModelCard, directory: Path, precision: str) -> dict[str, Path]:
+    """The graph each device runs: fp16 where asked, or with ``auto`` on CUDA when the card ships that variant
+    (on CPU onnxruntime computes fp16 slower than fp32, so auto keeps fp32 there)."""
+    fp16 = (card.variants or {}).get("fp16")
+    if precision == "fp16" and fp16 is None:
+        raise BridgeError(
+            f"model {card.name!r} has no fp16 variant; export one with 'dmc export --fp16' or use precision fp32"
+        )
+    full = directory / card.model_file
+    half = directory / fp16["model_file"] if fp16 else full
+    return {"cpu": half if precision == "fp16" else full, "cuda": full if precision == "fp32" else half}
+
+
+def _create_session(
+    files: dict[str, Path], device: str, options: ort.SessionOptions
+) -> tuple[ort.InferenceSession, str]:
     """The session on the chosen device, and a note for the log line when auto fell back to CPU."""
     if device == "cpu":
-        return _session(model, options, [CPU_PROVIDER]), ""
+        return _session(files["cpu"], options, [CPU_PROVIDER]), ""
     cuda = check_cuda()
     if cuda.usable:
-        session = _session(model, options, [CUDA_PROVIDER, CPU_PROVIDER], quiet=device == "auto")
+        session = _session(files["cuda"], options, [CUDA_PROVIDER, CPU_PROVIDER], quiet=device == "auto")
         if session.get_providers()[0] == CUDA_PROVIDER:
             return session, ""
         cuda = CudaCheck(False, "onnxruntime could not start a CUDA session (is a GPU and its driver present?)")
     if device == "cuda":
         raise BridgeError(f"CUDA was asked for (--device cuda), but {cuda.reason}; use --device cpu or auto")
     listed = CUDA_PROVIDER in ort.get_available_providers()
-    return _session(model, options, [CPU_PROVIDER]), f"; CUDA not used: {cuda.reason}" if listed else ""
+    return _session(files["cpu"], options, [CPU_PROVIDER]), f"; CUDA not used: {cuda.reason}" if listed else ""
 
 
 def _session(

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--model", default=None, help="model folder or shipped name (default: the shipped default); "
                        "'none': a model-free arpeggio, to check the DAW set-up")
     serve.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
+    serve.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
+                       help="auto: the model's fp16 graph on CUDA, fp32 on CPU")
     serve.add_argument("--api", choices=API_CHOICES, default="auto", help="MIDI system (auto: CoreMIDI, "
                        "Windows MM, JACK when its server runs, else ALSA)")
     serve.add_argument("--port-name", default=None, help="output port name (default 'Diffusion Composer')")
@@ -104,7 +106,7 @@ def serve_command(args: argparse.Namespace) -> int:
         control_path=args.socket,
         settings_path=settings_path,
     )
-    source = _phrase_source(args.model, args.device)
+    source = _phrase_source(args.model, args.device, args.precision)
     with (
         Daemon(source, settings, options) as daemon,
         stop_on_signals(daemon),
@@ -125,7 +127,7 @@ def _hotkeys(spec: str | None, daemon: Any) -> contextlib.AbstractContextManager
     return HotkeyListener(parse_hotkeys(spec), actions)
 
 
-def _phrase_source(model: str | None, device: str) -> PhraseSource:
+def _phrase_source(model: str | None, device: str, precision: str) -> PhraseSource:
     """The arpeggio demo for ``--model none``, else the model, warmed up and its step time measured."""
     from bridge.phrases import ArpeggioSource, ModelPhraseSource
 
@@ -133,7 +135,7 @@ def _phrase_source(model: str | None, device: str) -> PhraseSource:
         return ArpeggioSource()
     from bridge.runtime import load_model
 
-    source = ModelPhraseSource(load_model(model, device))
+    source = ModelPhraseSource(load_model(model, device, precision=precision))
     source.warm_up()
     return source
 

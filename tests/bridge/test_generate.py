@@ -97,6 +97,8 @@ def test_continuation_keeps_the_prompt_notes(tiny_model_dir: Path, tmp_path: Pat
 def test_invalid_options_name_the_option() -> None:
     with pytest.raises(BridgeError, match="velocity"):
         GenerateOptions(velocity=0)
+    with pytest.raises(BridgeError, match="precision"):
+        GenerateOptions(precision="fp64")
     with pytest.raises(BridgeError, match="unknown generate option"):
         GenerateOptions.from_dict({"n": 1, "tempo": 3})
 
@@ -108,3 +110,15 @@ def test_no_flags_use_the_shipped_default_model(tmp_path: Path) -> None:
     assert record["model"]["name"] == "default" and record["options"]["model"] is None
     notes = _notes(tmp_path / "out" / "sample-1.mid")
     assert len(notes) == 128 and all(n.onset * 4 == round(n.onset * 4) for n in notes)  # the default 1/4 grid
+    assert record["precision"] == "fp32" and record["options"]["precision"] == "auto"  # fp32 on CPU
+
+
+def test_fp16_is_recorded_and_regenerates(tmp_path: Path) -> None:
+    """--precision fp16 runs the shipped fp16 graph (here on CPU); --from makes the same files again."""
+    args = ["--n", "2", "--seed", "3", "--steps", "4", "--device", "cpu", "--precision", "fp16"]
+    assert main(["generate", str(tmp_path / "half"), *args]) == 0
+    record = json.loads((tmp_path / "half" / "samples.json").read_text())
+    assert record["precision"] == "fp16"
+    assert main(["generate", str(tmp_path / "again"), "--from", str(tmp_path / "half" / "samples.json")]) == 0
+    for name in ("sample-1.mid", "sample-2.mid"):
+        assert (tmp_path / "half" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -199,3 +200,40 @@ def test_the_runtime_never_imports_tensorflow() -> None:
         "bridge.decoding, bridge.card; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_precision_picks_the_graph_per_device(tiny_model_dir: Path) -> None:
+    """auto: the card's fp16 variant on CUDA only; a model without one runs fp32 everywhere, and fp16 is refused."""
+    default = weights.model_dir("default")
+    card = read_card(default)
+    files = runtime.model_files(card, default, "auto")
+    assert files == {"cpu": default / "model.onnx", "cuda": default / card.variants["fp16"]["model_file"]}
+    assert set(runtime.model_files(card, default, "fp16").values()) == {files["cuda"]}
+    assert set(runtime.model_files(card, default, "fp32").values()) == {files["cpu"]}
+    tiny = read_card(tiny_model_dir)
+    assert set(runtime.model_files(tiny, tiny_model_dir, "auto").values()) == {tiny_model_dir / "model.onnx"}
+    with pytest.raises(BridgeError, match=r"no fp16 variant.*--fp16"):
+        load_model(tiny_model_dir, device="cpu", precision="fp16")
+    with pytest.raises(BridgeError, match="precision 'fp8' is unknown"):
+        load_model(tiny_model_dir, device="cpu", precision="fp8")
+
+
+def test_fp16_runs_close_to_fp32_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    x = np.random.default_rng(0).standard_normal((2, 1, 128, 3)).astype(np.float32)
+    t = np.array([10.0, 500.0], np.float32)
+    full = load_model("default", device="cpu")
+    with caplog.at_level(logging.INFO, logger="bridge.runtime"):
+        half = load_model("default", device="cpu", precision="fp16")
+    assert (full.precision, half.precision) == ("fp32", "fp16") and "in fp16" in caplog.records[-1].getMessage()
+    difference = np.abs(half(x, t) - full(x, t)).max()
+    assert 0 < difference < 2e-2  # a different graph, within fp16 rounding of the exported parity (2.9e-3)
+
+
+def test_refuses_a_changed_fp16_variant(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    shutil.copytree(weights.model_dir("default"), folder)
+    variant = folder / read_card(folder).variants["fp16"]["model_file"]
+    variant.write_bytes(variant.read_bytes()[:-1] + b"\0")
+    assert load_model(folder, device="cpu").precision == "fp32"  # the fp32 graph is intact
+    with pytest.raises(BridgeError, match=r"model\.fp16\.onnx does not match the checksum"):
+        load_model(folder, device="cpu", precision="fp16")

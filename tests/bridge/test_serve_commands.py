@@ -10,8 +10,9 @@ import pytest
 from daemon_rig import InProcessDaemon
 from rich.console import Console
 
-from bridge.cli import main
+from bridge.cli import build_parser, main
 from bridge.phrases import ArpeggioSource
+from bridge.serve_commands import _phrase_source
 from bridge.settings import Settings
 from bridge.status import render_status
 
@@ -67,3 +68,11 @@ def test_the_live_panel_shows_ports_tempo_and_takes(rig) -> None:
     text = console.export_text()
     for expected in ("output port", "Diffusion Composer", "120.0 bpm from internal clock", "20250101-C-major.mid"):
         assert expected in text
+
+
+def test_serve_loads_the_precision_asked_for() -> None:
+    """`dmc serve --precision fp16` runs the model's fp16 graph (auto would keep fp32 on this CPU)."""
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--device", "cpu", "--precision", "fp16"])
+    source = _phrase_source(args.model, args.device, args.precision)
+    assert source.denoiser.precision == "fp16" and source.device == "cpu"
