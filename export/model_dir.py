@@ -118,6 +118,7 @@ def export_run(
             "steps": meta["checkpoint_step"],
             "git": meta.get("git"),
             "dataset": {k: v for k, v in dataset.items() if k != "stats"},
+            **({"init_from": meta["init_from"]} if "init_from" in meta else {}),  # the run it was fine-tuned from
         },
     )
     return export_model(source, out_dir, name=name or Path(out_dir).name, fp16=fp16)

@@ -11,8 +11,10 @@ import pytest
 
 from bridge.card import read_card
 from bridge.codec import FeatureStats
+from bridge.constraints import PitchConstraint
 from bridge.errors import BridgeError
 from bridge.runtime import load_model
+from bridge.samplers import make_sampler, sample
 from export import parity
 from export.errors import ExportError
 from export.model_dir import FP16_FILE, ExportSource, export_model, export_run
@@ -46,6 +48,21 @@ def test_card_describes_the_run(exported: Path) -> None:
     assert card.variants and card.variants["fp16"]["model_file"] == FP16_FILE
     assert card.variants["fp16"]["parity_max_abs"] < 5e-2
     onnx.checker.check_model(str(exported / "model" / "model.onnx"), full_check=True)
+
+
+def test_fine_tuned_log_time_run_exports_and_generates(exported: Path) -> None:
+    """A run fine-tuned (--init-from) on a log-time dataset: the card keeps both, and the bridge decodes
+    its samples with the card's time encoding onto the grid."""
+    data = write_dataset(exported / "log.npz", time_encoding="log")
+    train(TINY.replace_train(steps=3), data, exported / "tuned", init_from=exported / "run")
+    card = export_run(exported / "tuned", exported / "tuned-model")
+    assert card.stats.time_encoding == "log"
+    assert card.training["init_from"] == {"run": str(exported / "run"), "steps": 12}
+    denoiser = load_model(exported / "tuned-model", device="cpu")
+    x = sample(denoiser, make_sampler("dpm++", card), 2, 6, seed=0, constraint=PitchConstraint(grid=0.25))
+    beats = card.stats.unscale(x)[..., 1:]
+    np.testing.assert_allclose(beats * 4, np.rint(beats * 4), atol=1e-6)
+    assert beats[..., 0].min() >= 0.25 - 1e-6
 
 
 def test_onnx_graph_is_causal(exported: Path) -> None:
