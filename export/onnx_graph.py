@@ -10,14 +10,19 @@ import logging
 
 import onnx
 
+from export import graph_fusion
+
 log = logging.getLogger(__name__)
 OPSET = 17  # LayerNormalization as one op; supported by onnxruntime's CPU and CUDA providers
 INPUT_NAMES = ("sample", "timestep")
 OUTPUT_NAME = "prediction"
 
 
-def keras_to_onnx(network: object, length: int, opset: int = OPSET) -> onnx.ModelProto:
-    """Trace ``network([sample, timestep])`` as a tf.function and convert it; the checker must pass."""
+def keras_to_onnx(network: object, length: int, opset: int = OPSET, *, lean: bool = True) -> onnx.ModelProto:
+    """Trace ``network([sample, timestep])`` as a tf.function and convert it; the checker must pass.
+
+    ``lean`` rewrites tf2onnx's output into fewer, fusable ops (``graph_fusion``), the same function.
+    """
     import tensorflow as tf
     import tf2onnx
 
@@ -32,6 +37,8 @@ def keras_to_onnx(network: object, length: int, opset: int = OPSET) -> onnx.Mode
 
     proto, _ = tf2onnx.convert.from_function(denoise, input_signature=spec, opset=opset)
     proto.producer_name = "diffusion-composer"
+    if lean:
+        proto = graph_fusion.lean(proto)
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

@@ -17,10 +17,12 @@ from bridge.runtime import load_model
 from bridge.samplers import make_sampler, sample
 from export import parity
 from export.errors import ExportError
+from export.graph_fusion import op_counts, ort_optimized
 from export.model_dir import FP16_FILE, ExportSource, export_model, export_run
+from export.onnx_graph import keras_to_onnx
 from tests.training.conftest import write_dataset
 from training.config import load_config
-from training.run import train
+from training.run import load_ema_network, train
 from training.unet import build_unet
 
 TINY = load_config("tiny")
@@ -79,6 +81,27 @@ def test_onnx_graph_is_causal(exported: Path) -> None:
         out = denoiser(changed, t)
         np.testing.assert_array_equal(out[:, :, :p], reference[:, :, :p])
         assert not np.array_equal(out[:, :, p:], reference[:, :, p:])
+
+
+def test_exported_graph_is_lean(exported: Path) -> None:
+    """The export's graph pass ran: one LayerNormalization per layer norm, no shape arithmetic, GELUs that
+    onnxruntime fuses, far fewer nodes than tf2onnx wrote (as onnxruntime runs them), and the same outputs."""
+    network, _, _ = load_ema_network(exported / "run")
+    plain = keras_to_onnx(network, TINY.model.length, lean=False)
+    graph = onnx.load(str(exported / "model" / "model.onnx"))
+    ops, plain_ops = op_counts(graph), op_counts(plain)
+    norms = plain_ops["Sqrt"]  # tf2onnx writes one Sqrt per layer norm, and none elsewhere in this network
+    assert norms > 0 and ops["LayerNormalization"] == norms
+    assert ops["ReduceMean"] == plain_ops["ReduceMean"] - 2 * norms  # the pooling means stay
+    assert not ops.keys() & {"Sqrt", "Reciprocal", "Neg", "Sub", "Shape", "Gather", "ReduceProd"}
+    run, plain_run = op_counts(ort_optimized(graph)), op_counts(ort_optimized(plain))
+    assert "Erf" not in run and run["Gelu"] + run["BiasGelu"] == plain_ops["Erf"] > 0
+    assert run.total() < 0.5 * plain_run.total()
+    check = parity.measure(parity.onnx_runner(plain.SerializeToString()), parity.onnx_runner(graph.SerializeToString()),
+                           TINY.model.length, TINY.diffusion.steps)  # fmt: skip
+    assert check.max_abs <= 1e-5
+    half = op_counts(onnx.load(str(exported / "model" / FP16_FILE)))
+    assert half["LayerNormalization"] == norms
 
 
 def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
