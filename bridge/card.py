@@ -18,6 +18,7 @@ from typing import Any
 from bridge.atomic import write_bytes
 from bridge.codec import FEATURES, FeatureStats
 from bridge.errors import BridgeError
+from bridge.note_lengths import NoteLengths
 from bridge.schedule import NoiseSchedule
 
 CARD_FILE = "model.json"
@@ -26,9 +27,9 @@ PREDICTIONS = ("epsilon", "v")
 CARD_KEYS = (
     "format_version", "name", "model_file", "sha256", "opset", "inputs", "outputs", "length",
     "features", "stats", "schedule", "prediction", "parameters", "training", "parity",
-    "variants", "evaluation",
+    "variants", "evaluation", "note_lengths",
 )
-OPTIONAL_KEYS = ("variants", "evaluation")
+OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class ModelCard:
     parity: dict[str, Any] = field(default_factory=dict)
     variants: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
+    note_lengths: NoteLengths | None = None  # the training corpus's, for the rhythm grid
 
     def __post_init__(self) -> None:
         _check_version(self.format_version)
@@ -139,6 +141,8 @@ class ModelCard:
                 stats=FeatureStats.from_dict(data["stats"]),
                 schedule=NoiseSchedule.from_dict(data["schedule"]),
             )
+            if "note_lengths" in data:
+                fields["note_lengths"] = NoteLengths.from_dict(data["note_lengths"])
         except BridgeError as exc:
             raise BridgeError(f"model card: {exc}; update diffusion-composer or re-export the model") from exc
         except (TypeError, ValueError, AttributeError) as exc:
@@ -168,8 +172,9 @@ class ModelCard:
             "parity": self.parity,
         }
         for key in OPTIONAL_KEYS:
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value.to_dict() if isinstance(value, NoteLengths) else value
         return out
 
 

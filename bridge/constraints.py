@@ -18,6 +18,7 @@ import numpy as np
 
 from bridge.codec import FeatureStats, pitch_to_value, value_to_pitch
 from bridge.errors import BridgeError
+from bridge.note_lengths import NoteLengths, weigh
 
 NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 ACCIDENTALS = {"": 0, "#": 1, "♯": 1, "b": -1, "♭": -1}
@@ -83,7 +84,8 @@ class PitchConstraint:
     """Allowed pitches: those of ``pitch_classes`` (0 = C) within ``low`` .. ``high`` (MIDI, inclusive).
 
     ``auto_key``: the pitch classes are chosen per piece during sampling (see the module's notes).
-    ``grid`` (beats): durations and onset gaps are kept to multiples of it.
+    ``grid`` (beats): durations and onset gaps are kept to multiples of it; ``corpus_lengths``:
+    durations weighed by how often the model's corpus used each length (when its card has them).
     """
 
     pitch_classes: frozenset[int] = frozenset(range(12))
@@ -91,6 +93,7 @@ class PitchConstraint:
     high: int = 127
     auto_key: bool = False
     grid: float | None = None
+    corpus_lengths: bool = True
 
     def __post_init__(self) -> None:
         if not self.pitch_classes or not self.pitch_classes <= frozenset(range(12)):
@@ -102,21 +105,27 @@ class PitchConstraint:
 
     @classmethod
     def parse(
-        cls, scale: str | None = None, low: int = 0, high: int = 127, grid: float | None = None
-    ) -> PitchConstraint:
+        cls, scale: str | None = None, low: int = 0, high: int = 127, grid: float | None = None,
+        corpus_lengths: bool = True,
+    ) -> PitchConstraint:  # fmt: skip
         """From the user's words: a scale (see :func:`parse_scale`; ``"auto"``; None: all 12), a range, a grid."""
-        if scale is not None and scale.strip().lower() == AUTO_KEY:
-            return cls(frozenset(range(12)), low, high, auto_key=True, grid=grid)
-        return cls(parse_scale(scale) if scale else frozenset(range(12)), low, high, grid=grid)
+        auto = scale is not None and scale.strip().lower() == AUTO_KEY
+        classes = frozenset(range(12)) if auto or not scale else parse_scale(scale)
+        return cls(classes, low, high, auto_key=auto, grid=grid, corpus_lengths=corpus_lengths)
 
     def allowed(self) -> np.ndarray:
         """Allowed MIDI pitches, ascending, int64 ``(m,)``."""
         pitches = np.arange(self.low, self.high + 1)
         return pitches[np.isin(pitches % 12, list(self.pitch_classes))]
 
-    def projection(self, stats: FeatureStats, steps: int = 1) -> Projection:
-        """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps."""
-        time_grid = TimeGrid(self.grid, stats) if self.grid else None
+    def projection(self, stats: FeatureStats, steps: int = 1, note_lengths: NoteLengths | None = None) -> Projection:
+        """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps.
+
+        ``note_lengths``: the model's corpus prior for durations on the grid (see :class:`TimeGrid`);
+        used unless ``corpus_lengths`` is off.
+        """
+        prior = note_lengths if self.corpus_lengths else None
+        time_grid = TimeGrid(self.grid, stats, prior) if self.grid else None
         settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
         return Projection(self, stats, self.pitch_projection(stats), time_grid, settle)
 
@@ -157,17 +166,26 @@ class PitchProjection:
 
 @dataclass(frozen=True)
 class TimeGrid:
-    """Durations and onset gaps onto multiples of ``grid`` beats, in scaled units (durations at least one step)."""
+    """Durations and onset gaps onto multiples of ``grid`` beats, in scaled units (durations at least one step).
+
+    With ``note_lengths`` (the model's training corpus) durations go to the grid length the
+    corpus prior and the distance favour together (:mod:`bridge.note_lengths`), not the nearest.
+    """
 
     grid: float
     stats: FeatureStats
+    note_lengths: NoteLengths | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place; returns x."""
         features = self.stats.unscale(x)
         steps = np.rint(features[..., 1:] / self.grid)
         steps[..., 0] = np.maximum(steps[..., 0], 1.0)
-        features[..., 1:] = steps * self.grid
+        times = steps * self.grid
+        if self.note_lengths is not None:
+            longest = float(self.stats.unscale(np.ones(3))[1])
+            times[..., 0] = weigh(features[..., 1], *self.note_lengths.lattice(self.grid, longest))
+        features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x
 

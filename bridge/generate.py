@@ -30,6 +30,7 @@ from bridge.samplers import SAMPLERS, Progress, make_sampler
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.json"
 SAMPLES_VERSION = 1
+NOTE_LENGTH_CHOICES = ("corpus", "grid")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class GenerateOptions:
     low: int = 21
     high: int = 108
     grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
+    note_lengths: str = "corpus"  # corpus: durations on the grid weighed by the model's corpus; grid: nearest
     transpose: int = 0
     velocity: int = 80
     program: int = 0
@@ -61,7 +63,7 @@ class GenerateOptions:
             "notes": self.notes is None or self.notes >= 1, "bpm": 1.0 <= self.bpm <= 999.0,
             "low": 0 <= self.low <= self.high <= 127, "velocity": 1 <= self.velocity <= 127,
             "program": 0 <= self.program <= 127, "channel": 0 <= self.channel <= 15,
-            "precision": self.precision in PRECISIONS,
+            "precision": self.precision in PRECISIONS, "note_lengths": self.note_lengths in NOTE_LENGTH_CHOICES,
         }  # fmt: skip
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -127,7 +129,8 @@ def compose(
 
 
 def _constraint(options: GenerateOptions) -> PitchConstraint:
-    return PitchConstraint.parse(options.key, options.low, options.high, grid=options.grid)
+    corpus = options.note_lengths == "corpus"
+    return PitchConstraint.parse(options.key, options.low, options.high, grid=options.grid, corpus_lengths=corpus)
 
 
 def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, str]:

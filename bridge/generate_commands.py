@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--high", type=int, default=108, help="highest MIDI pitch (default 108, C8)")
     p.add_argument("--grid", type=_grid, default=0.25,
                    help="keep durations and onsets on this grid, in beats (default 0.25; 1/3 for triplets; 0: free)")
+    p.add_argument("--note-lengths", choices=("corpus", "grid"), default="corpus",
+                   help="corpus (default): durations on the grid weighed by how often the model's training music "
+                   "used each length; grid: the nearest grid length")
     p.add_argument("--transpose", type=int, default=0, help="semitones")
     p.add_argument("--velocity", type=int, default=80, help="note velocity 1..127")
     p.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
@@ -62,7 +65,7 @@ def run_generate(args: argparse.Namespace) -> int:
         options, sha256 = read_record(args.record)
     else:
         fields = ("n", "model", "sampler", "steps", "seed", "prompt", "notes", "bpm", "key", "low", "high", "grid",
-                  "transpose", "velocity", "program", "channel", "device", "precision")  # fmt: skip
+                  "note_lengths", "transpose", "velocity", "program", "channel", "device", "precision")  # fmt: skip
         options, sha256 = GenerateOptions(**{f: getattr(args, f) for f in fields}), None
     paths = generate(options, args.out, force=args.force, expect_sha256=sha256)
     for path in paths:

@@ -19,6 +19,7 @@ import numpy as np
 from bridge.atomic import write_bytes
 from bridge.card import ModelCard, write_card
 from bridge.codec import FeatureStats
+from bridge.note_lengths import NoteLengths
 from bridge.schedule import NoiseSchedule
 from export import onnx_graph, parity
 from export.errors import ExportError
@@ -39,6 +40,7 @@ class ExportSource:
     prediction: str
     stats: FeatureStats
     training: dict[str, Any] = field(default_factory=dict)
+    note_lengths: NoteLengths | None = None  # the training corpus's, for the bridge's rhythm grid
 
 
 def keras_runner(network: Any) -> Any:
@@ -72,7 +74,7 @@ def export_model(
         name=name, model_file=MODEL_FILE, sha256=_sha256(graph), opset=onnx_graph.OPSET,
         length=source.length, stats=source.stats, schedule=source.schedule, prediction=source.prediction,
         parameters=int(source.network.count_params()), training=source.training, parity=check.to_dict(),
-        variants=variants,
+        variants=variants, note_lengths=source.note_lengths,
     )  # fmt: skip
     write_card(out, card)
     log.info("exported %s (%.1f MB, %d parameters)", out / MODEL_FILE, len(graph) / 1e6, card.parameters)
@@ -112,6 +114,7 @@ def export_run(
         schedule=config.diffusion.noise_schedule(),
         prediction=config.diffusion.prediction,
         stats=FeatureStats.from_dict(dataset["stats"]),
+        note_lengths=_corpus_note_lengths(dataset.get("path")),
         training={
             "run": str(Path(run_dir).resolve().name),
             "config": config.to_dict(),
@@ -122,3 +125,13 @@ def export_run(
         },
     )
     return export_model(source, out_dir, name=name or Path(out_dir).name, fp16=fp16)
+
+
+def _corpus_note_lengths(path: str | None) -> NoteLengths | None:
+    """The training segments' note lengths, when the run's dataset file is still where it was."""
+    if path is None or not Path(path).is_file():
+        log.warning("dataset %s not found: the card gets no note-length prior (the grid rounds durations)", path)
+        return None
+    from training.datafile import load_dataset
+
+    return NoteLengths.fit(load_dataset(path).train)

@@ -13,6 +13,7 @@ from bridge.card import read_card
 from bridge.codec import FeatureStats
 from bridge.constraints import PitchConstraint
 from bridge.errors import BridgeError
+from bridge.note_lengths import NoteLengths
 from bridge.runtime import load_model
 from bridge.samplers import make_sampler, sample
 from export import parity
@@ -22,6 +23,7 @@ from export.model_dir import FP16_FILE, ExportSource, export_model, export_run
 from export.onnx_graph import keras_to_onnx
 from tests.training.conftest import write_dataset
 from training.config import load_config
+from training.datafile import load_dataset
 from training.run import load_ema_network, train
 from training.unet import build_unet
 
@@ -49,6 +51,7 @@ def test_card_describes_the_run(exported: Path) -> None:
     assert card.stats.to_dict() == run_stats
     assert card.variants and card.variants["fp16"]["model_file"] == FP16_FILE
     assert card.variants["fp16"]["parity_max_abs"] < 5e-2
+    assert card.note_lengths == NoteLengths.fit(load_dataset(exported / "data.npz").train)  # the corpus prior
     onnx.checker.check_model(str(exported / "model" / "model.onnx"), full_check=True)
 
 
