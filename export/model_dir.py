@@ -102,8 +102,13 @@ def export_run(
     step: int | None = None,
     name: str | None = None,
     fp16: bool = False,
+    data: str | os.PathLike[str] | None = None,
 ) -> ModelCard:
-    """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder."""
+    """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder.
+
+    ``data``: the run's dataset file, for the note-length prior, where run.json has no valid path
+    (a run trained on another machine).
+    """
     from training.run import load_ema_network
 
     network, config, meta = load_ema_network(run_dir, step)
@@ -114,7 +119,7 @@ def export_run(
         schedule=config.diffusion.noise_schedule(),
         prediction=config.diffusion.prediction,
         stats=FeatureStats.from_dict(dataset["stats"]),
-        note_lengths=_corpus_note_lengths(dataset.get("path")),
+        note_lengths=_corpus_note_lengths(data or dataset.get("path")),
         training={
             "run": str(Path(run_dir).resolve().name),
             "config": config.to_dict(),
@@ -127,10 +132,11 @@ def export_run(
     return export_model(source, out_dir, name=name or Path(out_dir).name, fp16=fp16)
 
 
-def _corpus_note_lengths(path: str | None) -> NoteLengths | None:
+def _corpus_note_lengths(path: str | os.PathLike[str] | None) -> NoteLengths | None:
     """The training segments' note lengths, when the run's dataset file is still where it was."""
     if path is None or not Path(path).is_file():
-        log.warning("dataset %s not found: the card gets no note-length prior (the grid rounds durations)", path)
+        log.warning("dataset %s not found: the card gets no note-length prior (the grid rounds durations); "
+                    "give the run's dataset with --data", path)  # fmt: skip
         return None
     from training.datafile import load_dataset
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,22 @@ def test_fine_tuned_log_time_run_exports_and_generates(exported: Path) -> None:
     beats = card.stats.unscale(x)[..., 1:]
     np.testing.assert_allclose(beats * 4, np.rint(beats * 4), atol=1e-6)
     assert beats[..., 0].min() >= 0.25 - 1e-6
+
+
+def test_note_lengths_come_from_the_dataset_given_or_are_left_out(
+    exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run trained elsewhere: run.json's dataset path is not here; --data gives it, else no prior (and a warning)."""
+    moved = tmp_path / "moved"
+    shutil.copytree(exported / "run", moved)
+    meta = json.loads((moved / "run.json").read_text())
+    meta["dataset"]["path"] = "/nowhere/data.npz"
+    (moved / "run.json").write_text(json.dumps(meta))
+    card = export_run(moved, tmp_path / "without")
+    assert card.note_lengths is None and "--data" in caplog.text
+    other = write_dataset(tmp_path / "other.npz", seed=3)
+    card = export_run(moved, tmp_path / "with", data=other)
+    assert card.note_lengths == NoteLengths.fit(load_dataset(other).train)
 
 
 def test_onnx_graph_is_causal(exported: Path) -> None:
