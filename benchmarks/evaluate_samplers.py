@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.json).write_text(json.dumps(reports, indent=2))
     if args.card:
         card = read_card(denoiser.model_dir)
-        write_card(denoiser.model_dir, dataclasses.replace(card, evaluation=default_summary))
+        evaluation = {**(card.evaluation or {}), "benchmark": {"command": " ".join(["python", *sys.argv]),
+                                                              **default_summary}}  # fmt: skip
+        write_card(denoiser.model_dir, dataclasses.replace(card, evaluation=evaluation))
         print(f"stored the summary in {denoiser.model_dir / 'model.json'}", file=sys.stderr)
 
 
