@@ -122,3 +122,16 @@ def test_fp16_is_recorded_and_regenerates(tmp_path: Path) -> None:
     assert main(["generate", str(tmp_path / "again"), "--from", str(tmp_path / "half" / "samples.json")]) == 0
     for name in ("sample-1.mid", "sample-2.mid"):
         assert (tmp_path / "half" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+
+
+def test_corpus_note_lengths_replace_the_blurred_dotted_eighths(tmp_path: Path) -> None:
+    """The shipped model blurs eighths and quarters; weighed by its corpus, far fewer dotted eighths remain."""
+    counts = {}
+    for choice in ("grid", "corpus"):
+        args = ["--n", "8", "--seed", "1", "--steps", "10", "--device", "cpu", "--note-lengths", choice]
+        assert main(["generate", str(tmp_path / choice), *args]) == 0
+        record = json.loads((tmp_path / choice / "samples.json").read_text())
+        assert record["options"]["note_lengths"] == choice
+        durations = [n.duration for p in sorted((tmp_path / choice).glob("*.mid")) for n in _notes(p)]
+        counts[choice] = sum(abs(d - 0.75) < 1e-6 for d in durations) / len(durations)
+    assert counts["corpus"] < 0.05 < 0.15 < counts["grid"], counts
