@@ -25,8 +25,10 @@ class DiffusionModel(keras.Model):
     """The network, its EMA weights and the DDPM loss; ``compile`` it with an optimizer."""
 
     def __init__(self, network: keras.Model, diffusion: DiffusionConfig, *, ema_decay: float, seed: int,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 low_noise: tuple[float, int] = (0.0, 1), **kwargs: Any) -> None:  # fmt: skip
+        """``low_noise``: (share, steps) of each batch drawn from the lowest timesteps (TrainSettings)."""
         super().__init__(**kwargs)
+        self.low_noise_share, self.low_noise_steps = low_noise
         self.network = network
         self.prediction = diffusion.prediction
         self.timesteps = diffusion.steps
@@ -57,6 +59,10 @@ class DiffusionModel(keras.Model):
         seeds = tf.random.experimental.stateless_split(seed, 2)
         eps = tf.random.stateless_normal(tf.shape(x0), seeds[0], dtype=x0.dtype)
         t = tf.random.stateless_uniform(tf.shape(x0)[:1], seeds[1], 0, self.timesteps, dtype=tf.int32)
+        if self.low_noise_share > 0.0:
+            pick, low = tf.unstack(tf.random.experimental.stateless_split(seeds[1], 2))
+            low_t = tf.random.stateless_uniform(tf.shape(t), low, 0, self.low_noise_steps, dtype=tf.int32)
+            t = tf.where(tf.random.stateless_uniform(tf.shape(t), pick) < self.low_noise_share, low_t, t)
         return eps, t
 
     def _step_seed(self) -> tf.Tensor:

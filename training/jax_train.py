@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bridge.atomic import write_bytes
-from training.config import TrainConfig, load_config
+from training.config import TrainConfig, TrainSettings, load_config
 from training.datafile import DatasetFile, dataset_summary, load_dataset
 from training.errors import TrainingError
 
@@ -65,6 +65,21 @@ def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, se
     return loss
 
 
+def draw_timesteps(key: Any, settings: TrainSettings, steps: int) -> Any:
+    """``(batch,)`` int timesteps: uniform over ``steps``, but ``low_noise_share`` of them from the lowest
+    ``low_noise_steps`` (as :meth:`training.diffusion.DiffusionModel._draw`)."""
+    import jax
+    import jax.numpy as jnp
+
+    shape = (settings.batch_size,)
+    if not settings.low_noise_share:
+        return jax.random.randint(key, shape, 0, steps)
+    k_all, k_pick, k_low = jax.random.split(key, 3)
+    t = jax.random.randint(k_all, shape, 0, steps)
+    low = jax.random.randint(k_low, shape, 0, settings.low_noise_steps)
+    return jnp.where(jax.random.uniform(k_pick, shape) < settings.low_noise_share, low, t)
+
+
 def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarray, semitone: float) -> Any:
     """The jitted update: ``(state, key) -> (state, loss)`` with a batch drawn on the device."""
     import jax
@@ -81,7 +96,7 @@ def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarra
         if settings.transpose and semitone:  # a random shift of whole segments in log-pitch
             shift = jax.random.randint(k_tr, (settings.batch_size, 1, 1), -settings.transpose, settings.transpose + 1)
             x0 = x0.at[..., 0].add(shift.astype(jnp.float32) * semitone)
-        t = jax.random.randint(k_t, (settings.batch_size,), 0, steps_t)
+        t = draw_timesteps(k_t, settings, steps_t)
         eps = jax.random.normal(k_eps, x0.shape)
         ab = alpha_bars[t][:, None, None, None]
         x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps

@@ -114,7 +114,8 @@ def build_model(config: TrainConfig) -> tuple[DiffusionModel, keras.optimizers.O
     settings = config.train
     keras.utils.set_random_seed(settings.seed)
     network = build_unet(config.model)
-    model = DiffusionModel(network, config.diffusion, ema_decay=settings.ema_decay, seed=settings.seed)
+    model = DiffusionModel(network, config.diffusion, ema_decay=settings.ema_decay, seed=settings.seed,
+                           low_noise=(settings.low_noise_share, settings.low_noise_steps))
     lr = keras.optimizers.schedules.PiecewiseConstantDecay(
         [settings.final_phase_start], [settings.learning_rate, settings.final_learning_rate]
     )

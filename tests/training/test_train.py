@@ -83,7 +83,8 @@ def test_kill_minus_9_then_resume(tiny_run: Path, tiny_data: Path, tmp_path: Pat
                "--run", str(tmp_path / "killed")]  # fmt: skip
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "killed" / "checkpoints" / "ckpt-10.index").exists():
+    # The manager's "checkpoint" file is written after ckpt-10's files: until then nothing is resumable.
+    while not (tmp_path / "killed" / "checkpoints" / "checkpoint").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "training never wrote its first checkpoint"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -201,3 +202,26 @@ def test_load_ema_network_and_samples(tiny_run: Path, tiny_data: Path, tmp_path:
     files = sorted((tmp_path / "samples").glob("*.mid"))
     assert [f.name for f in files] == ["step00000050-1.mid", "step00000050-2.mid"]
     assert 0 < len(read_midi(files[0]).notes) <= TINY.model.length
+
+
+def test_low_noise_share_oversamples_the_lowest_timesteps() -> None:
+    """TF and JAX trainers draw the same mix: ``share`` of the batch from the lowest steps, the rest uniform."""
+    import jax
+
+    from training.jax_train import draw_timesteps
+
+    sample, timestep = keras.Input((1, 4, 3)), keras.Input(())
+    zeros = keras.Model([sample, timestep], keras.layers.Rescaling(0.0)(sample))
+    x0 = tf.zeros((4000, 1, 4, 3))
+    seed = tf.constant([3, 4], tf.int64)
+    steps, low = TINY.diffusion.steps, TINY.diffusion.steps // 20
+    uniform = DiffusionModel(zeros, TINY.diffusion, ema_decay=0.9, seed=0)._draw(x0, seed)[1].numpy()
+    mixed_model = DiffusionModel(zeros, TINY.diffusion, ema_decay=0.9, seed=0, low_noise=(0.3, low))
+    mixed = mixed_model._draw(x0, seed)[1].numpy()
+    settings = TINY.replace_train(batch_size=4000, low_noise_share=0.3, low_noise_steps=low).train
+    jax_t = np.asarray(draw_timesteps(jax.random.PRNGKey(0), settings, steps))
+    assert abs(np.mean(uniform < low) - 0.05) < 0.015 and uniform.max() >= steps - 3  # low steps: 5% of all
+    for t in (mixed, jax_t):
+        assert abs(np.mean(t < low) - (0.3 + 0.7 * 0.05)) < 0.03 and t.max() >= steps - 3
+    with pytest.raises(TrainingError, match="low_noise_share"):
+        TINY.replace_train(low_noise_share=1.0)
