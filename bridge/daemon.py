@@ -320,6 +320,7 @@ class Daemon:
             channel=settings.channel - 1,
             program=settings.program or 0,
             transpose=settings.transpose,
+            corpus_lengths=settings.note_lengths == "corpus",
             **changes,
         )
 

@@ -44,6 +44,7 @@ class PhraseRequest:
     sampler: str = "dpm++"
     seed: int | None = None
     grid: float | None = 0.25
+    corpus_lengths: bool = True  # durations on the grid weighed by the model's corpus (bridge.note_lengths)
     velocity: int = 90
     channel: int = 0
     program: int = 0
@@ -163,7 +164,7 @@ class ModelPhraseSource:
     def _constraint(request: PhraseRequest) -> PitchConstraint:
         """The scale, the range ``low..high`` of played notes moved back by the transposition, the rhythm grid."""
         low, high = (min(max(p - request.transpose, 0), 127) for p in (request.low, request.high))
-        return PitchConstraint.parse(request.scale, low, high, grid=request.grid)
+        return PitchConstraint.parse(request.scale, low, high, grid=request.grid, corpus_lengths=request.corpus_lengths)
 
     @staticmethod
     def _decode_options(request: PhraseRequest) -> DecodeOptions:

@@ -28,6 +28,7 @@ from bridge.samplers import SAMPLERS
 from bridge.triggers import ACTIONS, Binding, parse_binding
 
 MODES = ("phrase", "continuous", "respond")
+NOTE_LENGTHS = ("corpus", "grid")
 NONE_WORDS = ("", "none", "random", "off")
 
 
@@ -59,12 +60,14 @@ class Settings:
     trigger_stop: str = "note 37 ch 16"
     trigger_variation: str = "note 38 ch 16"
     takes: str = ""  # folder for takes; "": the default one, "off": keep none
+    note_lengths: str = "corpus"  # corpus: durations weighed by the model's training music; grid: the nearest
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
         _check_choice("quantize", self.quantize, QUANTIZE)
         _check_choice("clock", self.clock, CLOCK_SOURCES)
         _check_choice("sampler", self.sampler, tuple(SAMPLERS))
+        _check_choice("note_lengths", self.note_lengths, NOTE_LENGTHS)
         for name, low, high in _RANGES:
             _check_range(name, getattr(self, name), low, high)
         if self.program is not None:

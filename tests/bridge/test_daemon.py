@@ -210,3 +210,12 @@ def test_the_daemon_plays_the_models_phrases_in_key(start, tiny_denoiser) -> Non
     played = {m[1] % 12 for _, m in note_ons(rig)}
     assert played <= parse_scale("D minor")
     assert rig.daemon.status()["last"]["steps"] <= 8
+
+
+def test_the_note_lengths_setting_reaches_the_phrase_request(start) -> None:
+    source = SpySource()
+    rig = start(Settings(bpm=300, bars=1, seed=1, takes="off", note_lengths="grid"), source)
+    rig.daemon.trigger()
+    wait_for(lambda: source.calls)
+    assert source.calls[0][1].corpus_lengths is False
+    assert PhraseRequest().corpus_lengths  # the default weighs them

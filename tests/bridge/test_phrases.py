@@ -10,7 +10,7 @@ from bridge.codec import Note
 from bridge.constraints import parse_scale
 from bridge.deadline import StepBudget
 from bridge.phrases import ArpeggioSource, ModelPhraseSource, PhraseRequest
-from bridge.runtime import Denoiser
+from bridge.runtime import Denoiser, load_model
 
 
 def test_model_phrase_is_in_key_range_and_length(tiny_denoiser: Denoiser) -> None:
@@ -69,3 +69,15 @@ def test_arpeggio_demo_follows_the_request() -> None:
     assert len(phrase.notes) == 32
     assert all(n.pitch % 12 in classes and 53 <= n.pitch <= 77 for n in phrase.notes)
     assert {(n.channel, n.velocity) for n in phrase.notes} == {(4, 70)}
+
+
+def test_phrases_weigh_note_lengths_by_the_corpus_unless_told_not_to() -> None:
+    """The shipped model's phrases: dotted eighths from its blur only with ``note_lengths = "grid"``."""
+    source = ModelPhraseSource(load_model("default", device="cpu"))
+    shares = {}
+    for corpus in (True, False):
+        notes = [n for seed in range(3) for n in source.generate(
+            PhraseRequest(length_beats=32.0, steps=10, seed=seed, scale="C major", corpus_lengths=corpus), None
+        ).notes]  # fmt: skip
+        shares[corpus] = sum(abs(n.duration - 0.75) < 1e-6 for n in notes) / len(notes)
+    assert shares[True] < 0.05 < 0.15 < shares[False], shares

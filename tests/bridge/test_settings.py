@@ -35,6 +35,7 @@ def test_text_values_are_coerced_by_type() -> None:
         ({"scale": "klingon"}, "settings 'key' and 'scale': cannot read the scale"),
         ({"trigger_stop": "knob 3"}, "setting 'trigger_stop': "),
         ({"steps": "3", "min_steps": "4"}, "'min_steps'"),
+        ({"note_lengths": "nearest"}, "'note_lengths' must be one of corpus, grid"),
     ],
 )
 def test_bad_values_name_the_key(values: dict, message: str) -> None:
