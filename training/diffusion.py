@@ -54,15 +54,17 @@ class DiffusionModel(keras.Model):
         pred = self.network([x_t, ops.cast(t, "float32")], training=training)
         return ops.mean(ops.square(pred - target))
 
-    def _draw(self, x0: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``eps ~ N(0, I)`` like ``x0`` and ``t ~ U{0..T-1}`` ``(B,)``, stateless from ``seed`` (2,)."""
+    def _draw(self, x0: tf.Tensor, seed: tf.Tensor, low_noise_share: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+        """``eps ~ N(0, I)`` like ``x0`` and ``t ~ U{0..T-1}`` ``(B,)``, stateless from ``seed`` (2,);
+        ``low_noise_share`` of the t from the lowest ``low_noise_steps`` instead (training only: the
+        held-out loss stays uniform in t, so runs with and without it compare)."""
         seeds = tf.random.experimental.stateless_split(seed, 2)
         eps = tf.random.stateless_normal(tf.shape(x0), seeds[0], dtype=x0.dtype)
         t = tf.random.stateless_uniform(tf.shape(x0)[:1], seeds[1], 0, self.timesteps, dtype=tf.int32)
-        if self.low_noise_share > 0.0:
+        if low_noise_share > 0.0:
             pick, low = tf.unstack(tf.random.experimental.stateless_split(seeds[1], 2))
             low_t = tf.random.stateless_uniform(tf.shape(t), low, 0, self.low_noise_steps, dtype=tf.int32)
-            t = tf.where(tf.random.stateless_uniform(tf.shape(t), pick) < self.low_noise_share, low_t, t)
+            t = tf.where(tf.random.stateless_uniform(tf.shape(t), pick) < low_noise_share, low_t, t)
         return eps, t
 
     def _step_seed(self) -> tf.Tensor:
@@ -73,7 +75,7 @@ class DiffusionModel(keras.Model):
 
     def train_step(self, x0: tf.Tensor) -> dict[str, tf.Tensor]:
         """One Adam step on a per-replica batch ``(B, tracks, L, 3)``; returns this replica's loss."""
-        eps, t = self._draw(x0, self._step_seed())
+        eps, t = self._draw(x0, self._step_seed(), self.low_noise_share)
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         weights = self.network.trainable_weights
         with tf.GradientTape() as tape:

@@ -217,7 +217,8 @@ def test_low_noise_share_oversamples_the_lowest_timesteps() -> None:
     steps, low = TINY.diffusion.steps, TINY.diffusion.steps // 20
     uniform = DiffusionModel(zeros, TINY.diffusion, ema_decay=0.9, seed=0)._draw(x0, seed)[1].numpy()
     mixed_model = DiffusionModel(zeros, TINY.diffusion, ema_decay=0.9, seed=0, low_noise=(0.3, low))
-    mixed = mixed_model._draw(x0, seed)[1].numpy()
+    mixed = mixed_model._draw(x0, seed, mixed_model.low_noise_share)[1].numpy()
+    np.testing.assert_array_equal(mixed_model._draw(x0, seed)[1].numpy(), uniform)  # what test_step uses
     settings = TINY.replace_train(batch_size=4000, low_noise_share=0.3, low_noise_steps=low).train
     jax_t = np.asarray(draw_timesteps(jax.random.PRNGKey(0), settings, steps))
     assert abs(np.mean(uniform < low) - 0.05) < 0.015 and uniform.max() >= steps - 3  # low steps: 5% of all
