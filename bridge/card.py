@@ -218,12 +218,18 @@ def read_card(model_dir: str | os.PathLike[str], *, verify: bool = True) -> Mode
     model = directory / card.model_file
     if not model.is_file():
         raise BridgeError(f"{model} is missing (the card {path} names it); re-export or reinstall the model")
-    if verify and sha256_file(model) != card.sha256:
+    if verify:
+        verify_checksum(model, card.sha256, path)
+    return card
+
+
+def verify_checksum(model: Path, sha256: str, card_path: Path) -> None:
+    """A graph file must be the one its card names: a change means damage or a stale export."""
+    if sha256_file(model) != sha256:
         raise BridgeError(
-            f"{model} does not match the checksum in {path}: the file was changed or damaged; "
+            f"{model} does not match the checksum in {card_path}: the file was changed or damaged; "
             "re-export or reinstall the model"
         )
-    return card
 
 
 def write_card(model_dir: str | os.PathLike[str], card: ModelCard) -> Path:

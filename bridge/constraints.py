@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -176,15 +177,21 @@ class TimeGrid:
     stats: FeatureStats
     note_lengths: NoteLengths | None = None
 
+    @cached_property
+    def _lattice(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The grid's lengths up to the model's longest and their log prior, made once per run."""
+        if self.note_lengths is None:
+            return None
+        return self.note_lengths.lattice(self.grid, float(self.stats.unscale(np.ones(3))[1]))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place; returns x."""
         features = self.stats.unscale(x)
         steps = np.rint(features[..., 1:] / self.grid)
         steps[..., 0] = np.maximum(steps[..., 0], 1.0)
         times = steps * self.grid
-        if self.note_lengths is not None:
-            longest = float(self.stats.unscale(np.ones(3))[1])
-            times[..., 0] = weigh(features[..., 1], *self.note_lengths.lattice(self.grid, longest))
+        if self._lattice is not None:
+            times[..., 0] = weigh(features[..., 1], *self._lattice)
         features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x

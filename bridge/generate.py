@@ -23,6 +23,7 @@ from bridge.continuation import continue_long, prompt_features
 from bridge.decoding import DecodeOptions, decode_one
 from bridge.errors import BridgeError
 from bridge.midifile import read_midi, write_midi
+from bridge.note_lengths import NOTE_LENGTH_CHOICES
 from bridge.progress import progress
 from bridge.runtime import PRECISIONS, Denoiser, load_model
 from bridge.samplers import SAMPLERS, Progress, make_sampler
@@ -30,7 +31,6 @@ from bridge.samplers import SAMPLERS, Progress, make_sampler
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.json"
 SAMPLES_VERSION = 1
-NOTE_LENGTH_CHOICES = ("corpus", "grid")
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from bridge.codec import LOG_TIME_OFFSET
+from bridge.codec import time_to_value
 from bridge.errors import BridgeError
 
 CELLS_PER_BEAT = 12  # the 1/4- and 1/3-beat grids together
 MAX_CELL = 8 * CELLS_PER_BEAT  # the last cell holds every length of 8 beats or more
 TAU_OCTAVES = 0.2  # how far (in octaves) the model's estimate may sit from a length it means
+NOTE_LENGTH_CHOICES = ("corpus", "grid")  # corpus: weighed by these shares; grid: the nearest grid length
 MIN_SHARE = 1e-4  # lengths the corpus never used stay possible where the model lands right on them
 
 
@@ -71,5 +72,5 @@ class NoteLengths:
 
 def weigh(durations: np.ndarray, lengths: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
     """Each duration (beats, any shape) -> the grid length with the best prior-weighted closeness."""
-    octaves = np.log2(np.maximum(durations, 0.0)[..., None] + LOG_TIME_OFFSET) - np.log2(lengths + LOG_TIME_OFFSET)
+    octaves = time_to_value(durations, "log")[..., None] - time_to_value(lengths, "log")
     return lengths[np.argmax(log_prior - octaves**2 / (2.0 * TAU_OCTAVES**2), axis=-1)]

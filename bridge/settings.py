@@ -24,11 +24,11 @@ from bridge.atomic import atomic_write
 from bridge.clock import CLOCK_SOURCES, MAX_BPM, MIN_BPM, QUANTIZE
 from bridge.constraints import AUTO_KEY, PitchConstraint
 from bridge.errors import BridgeError
+from bridge.note_lengths import NOTE_LENGTH_CHOICES
 from bridge.samplers import SAMPLERS
 from bridge.triggers import ACTIONS, Binding, parse_binding
 
 MODES = ("phrase", "continuous", "respond")
-NOTE_LENGTHS = ("corpus", "grid")
 NONE_WORDS = ("", "none", "random", "off")
 
 
@@ -67,7 +67,7 @@ class Settings:
         _check_choice("quantize", self.quantize, QUANTIZE)
         _check_choice("clock", self.clock, CLOCK_SOURCES)
         _check_choice("sampler", self.sampler, tuple(SAMPLERS))
-        _check_choice("note_lengths", self.note_lengths, NOTE_LENGTHS)
+        _check_choice("note_lengths", self.note_lengths, NOTE_LENGTH_CHOICES)
         for name, low, high in _RANGES:
             _check_range(name, getattr(self, name), low, high)
         if self.program is not None:
