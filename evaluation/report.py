@@ -56,6 +56,11 @@ class MetricScore:
             ok = ok and self._progress(value, self.shuffled)
         return ok
 
+    def baseline_passes(self) -> bool:
+        """Whether a baseline passes by the same rule (the shuffled one only where order counts):
+        then this metric cannot tell music from noise on this reference, whatever the samples score."""
+        return self.passes(self.independent) or (self.order_sensitive and self.passes(self.shuffled))
+
 
 @dataclass(frozen=True)
 class EvaluationReport:
@@ -75,7 +80,11 @@ class EvaluationReport:
         """The short form for the model card: how many metrics pass, which fail, under which rule."""
         failed = [name for name, ok in self.passes().items() if not ok]
         passed = len(self.scores) - len(failed)
-        return {"passed": passed, "total": len(self.scores), "failed": failed, "criterion": CRITERION}
+        unreliable = [s.name for s in self.scores if s.baseline_passes()]
+        return {
+            "passed": passed, "total": len(self.scores), "failed": failed, "criterion": CRITERION,
+            "baseline_passes": unreliable,
+        }  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: sizes, seed, every score with its pass flag, and the summary (NaN -> null)."""
@@ -103,7 +112,7 @@ def format_table(report: EvaluationReport) -> str:
         (
             s.name + (" *" if s.order_sensitive else "") + (" (lower)" if s.lower_is_better else ""),
             *(_cell(v) for v in (s.sample, s.heldout, s.independent, s.shuffled)),
-            "yes" if s.passes() else "NO",
+            ("yes" if s.passes() else "NO") + (" !" if s.baseline_passes() else ""),
         )
         for s in report.scores
     ]
@@ -116,6 +125,11 @@ def format_table(report: EvaluationReport) -> str:
         f"{report.splits} random halvings of the reference (seed {report.seed}); * order-sensitive",
         f"passed {summary['passed']} of {summary['total']}; rule: {CRITERION}",
     ]
+    if summary["baseline_passes"]:
+        lines.append(
+            "! a baseline passes this metric on this reference, so here it cannot tell music from noise: "
+            "do not read its pass or failure as evidence (more reference pieces steady it)"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -83,9 +83,10 @@ def test_framewise_consistency_and_variance():
     assert metrics.pitch_consistency(triads(4)) == pytest.approx(1.0)
     assert metrics.pitch_variance(triads(4)) == pytest.approx(0.0)
     rising = [replace(n, pitch=n.pitch + 12 * (n.onset >= 12)) for n in triads(4)]  # up an octave in bar 4
-    overlaps = metrics.window_overlaps(rising, "pitch")  # windows: bars 1-2, 2-3, 3-4
-    assert len(overlaps) == 2 and overlaps[0] == pytest.approx(1.0) and overlaps[1] < 0.8
+    overlaps = metrics.window_overlaps(rising, "pitch")  # one-bar windows: bars 1, 2, 3, 4
+    assert len(overlaps) == 3 and overlaps[:2] == pytest.approx([1.0, 1.0]) and overlaps[2] < 0.1
     assert metrics.pitch_variance(rising) > 0.0
+    assert len(metrics.window_overlaps(rising, "duration")) == 2  # two-bar windows: bars 1-2, 2-3, 3-4
     assert metrics.duration_consistency(rising) == pytest.approx(1.0)
     assert math.isnan(metrics.pitch_consistency(triads(1)))
 

@@ -73,3 +73,27 @@ def test_json_is_strict_and_complete(tmp_path: Path):
     assert data["pieces"] == {"sample": 8, "reference": 12} and data["splits"] == 5 and data["seed"] == 3
     assert data["scores"][2]["sample"] is None and data["scores"][0]["passes"] is True
     assert data["summary"]["failed"] == ["pitch_class_transitions", "frechet_distance"]
+
+
+@pytest.mark.parametrize(
+    ("score", "flagged"),
+    [
+        (MetricScore("oa", 0.8, heldout=0.85, independent=0.30, shuffled=0.85), False),
+        (MetricScore("oa", 0.8, heldout=0.85, independent=0.89, shuffled=0.85), True),  # noise scores as music
+        (MetricScore("seq", 0.8, heldout=0.85, independent=0.3, shuffled=0.85, order_sensitive=True), True),
+        (MetricScore("seq", 0.8, heldout=0.85, independent=0.3, shuffled=0.80, order_sensitive=True), False),
+        (MetricScore("oa", 0.8, heldout=0.85, independent=0.3, shuffled=0.90), False),  # order-free: shuffled is real
+    ],
+)
+def test_a_metric_a_baseline_passes_is_flagged(score: MetricScore, flagged: bool):
+    assert score.baseline_passes() is flagged
+
+
+def test_flagged_metrics_are_marked_in_table_and_summary():
+    flagged = MetricScore("pitch_variance", 0.8, 0.85, 0.30, 0.86, order_sensitive=True)
+    scores = (*report().scores, flagged)
+    text = format_table(EvaluationReport(scores, samples=8, reference=12, splits=5, seed=3))
+    assert text.splitlines()[4].endswith("NO !") and "cannot tell music from noise" in text
+    assert report().summary()["baseline_passes"] == [] and "cannot tell" not in format_table(report())
+    summary = EvaluationReport(scores, samples=8, reference=12, splits=5, seed=3).summary()
+    assert summary["baseline_passes"] == ["pitch_variance"]
