@@ -31,6 +31,7 @@ from training.errors import TrainingError
 log = logging.getLogger(__name__)
 MIDI_SUFFIXES = (".mid", ".midi")
 SKIP_REASONS = ("unreadable", "no_matching_track", "too_short", "threshold")
+HELDOUT_BY = ("segments", "files")  # how --heldout counts its share (see choose_heldout_segments)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class BuildConfig:
     mode: str = "longest"
     max_duration: float = 16.0  # beats
     max_delta: float = 16.0  # beats
-    heldout: float = 0.1  # share of source files
+    heldout: float = 0.1  # share held out, as whole source files
+    heldout_by: str = "segments"  # segments: that share of each source folder's segments; files: of the files
     time_quantile: float = 0.995  # duration/delta scaling high (see FeatureStats.fit); 1.0: the maximum
     time_encoding: str = "linear"  # "log": scale log2(beats + 1/16) of durations and gaps (FeatureStats)
     seed: int = 0
@@ -60,6 +62,7 @@ class BuildConfig:
             "max_duration": self.max_duration > 0,
             "max_delta": self.max_delta > 0,
             "heldout": 0.0 <= self.heldout < 1.0,
+            "heldout_by": self.heldout_by in HELDOUT_BY,
             "time_quantile": 0.5 <= self.time_quantile <= 1.0,
             "time_encoding": self.time_encoding in TIME_ENCODINGS,
             "workers": self.workers >= 1,
@@ -139,12 +142,37 @@ def choose_heldout(n_files: int, share: float, seed: int) -> np.ndarray:
     return mask
 
 
+def choose_heldout_segments(counts: Sequence[int], groups: Sequence[str], share: float, seed: int) -> np.ndarray:
+    """Held-out files ``(n,)`` bool: whole files, about ``share`` of each group's segments.
+
+    Why: files differ a hundredfold in length (a chorale gives a few segments, a quartet movement
+    dozens), so a share of *files* drawn at random is mostly short ones and the held-out music is
+    not what the model learns from (music21's classical set: 6% quartet segments held out, 36% in
+    training). Files are taken in a seeded order while each brings its group closer to its share.
+    """
+    sizes = np.asarray(counts, dtype=np.float64)
+    mask = np.zeros(len(sizes), dtype=bool)
+    if share <= 0 or len(sizes) < 2:
+        return mask
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(groups)
+    for group in sorted(set(groups)):
+        members = rng.permutation(np.flatnonzero(labels == group))
+        target, held = share * sizes[members].sum(), 0.0
+        for i in members:
+            if held + sizes[i] / 2 <= target:
+                mask[i], held = True, held + sizes[i]
+    if not mask.any():
+        mask[rng.integers(len(sizes))] = True
+    return mask
+
+
 def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[str, str]) -> DatasetFile:
     """Join worker results into a dataset with its split, statistics and skip summary."""
     kept = [r for r in results if r.segments is not None]
     if not kept:
         raise TrainingError(f"no usable segments of {config.length} notes in {len(results)} files: {_skips(results)}")
-    held = choose_heldout(len(kept), config.heldout, config.seed)
+    held = _heldout_files(kept, config, root_of)
     segments = np.concatenate([r.segments for r in kept])  # type: ignore[misc]
     file_id = np.concatenate([np.full(len(r.segments), i, np.int32) for i, r in enumerate(kept)])  # type: ignore[arg-type]
     heldout = held[file_id]
@@ -154,6 +182,20 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
     files = np.array([_relative(r.path, root_of) for r in kept])
     meta = _meta(results, config, stats, segments, heldout, held)
     return DatasetFile(segments, file_id, heldout, files, meta)
+
+
+def _heldout_files(kept: Sequence[FileResult], config: BuildConfig, root_of: dict[str, str]) -> np.ndarray:
+    if config.heldout_by == "files":
+        return choose_heldout(len(kept), config.heldout, config.seed)
+    counts = [len(r.segments) for r in kept]  # type: ignore[arg-type]
+    return choose_heldout_segments(counts, [_collection(r.path, root_of) for r in kept], config.heldout, config.seed)
+
+
+def _collection(path: str, root_of: dict[str, str]) -> str:
+    """The group a file is held out within: its source folder and, inside it, its first sub-folder."""
+    parts = Path(_relative(path, root_of)).parts
+    root = root_of.get(path, str(Path(path).parent))
+    return os.path.join(root, parts[0]) if len(parts) > 1 else root
 
 
 def _skips(results: Sequence[FileResult]) -> dict[str, int]:

@@ -32,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="longest matching part (default) or all matching parts merged (default for music21)")
     build.add_argument("--max-duration", type=float, default=16.0, help="beats; longer notes drop their segment")
     build.add_argument("--max-delta", type=float, default=16.0, help="beats; longer gaps drop their segment")
-    build.add_argument("--heldout", type=float, default=0.1, help="share of files held out (default 0.1)")
+    build.add_argument("--heldout", type=float, default=0.1, help="share held out, as whole files (default 0.1)")
+    build.add_argument("--heldout-by", choices=("segments", "files"), default="segments",
+                       help="segments (default): that share of each source folder's segments, so long pieces are "
+                       "held out as often as short ones; files: that share of the files, drawn at random (the "
+                       "shipped model's dataset was built so)")
     build.add_argument("--time-quantile", type=float, default=0.995,
                        help="scale durations and gaps up to this quantile, not the maximum (1: the maximum)")
     build.add_argument("--time-encoding", choices=("linear", "log"), default="linear",
@@ -58,7 +62,7 @@ def run_build(args: argparse.Namespace) -> int:
         length=args.length, hop=args.hop, encoding=args.encoding,
         families=tuple(args.families or (("all",) if corpus else ("piano",))), programs=tuple(args.programs),
         mode=args.mode or ("merge" if corpus else "longest"), max_duration=args.max_duration,
-        max_delta=args.max_delta, heldout=args.heldout, time_quantile=args.time_quantile,
+        max_delta=args.max_delta, heldout=args.heldout, heldout_by=args.heldout_by, time_quantile=args.time_quantile,
         time_encoding=args.time_encoding, seed=args.seed,
         workers=args.workers,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from bridge.cli import main
 from bridge.codec import FeatureStats, Note
 from tests.midi_factory import random_notes, write_notes_file
 from training.datafile import DatasetFile, load_dataset, save_dataset
-from training.dataset import BuildConfig, build_dataset, choose_heldout, find_midi_files
+from training.dataset import BuildConfig, build_dataset, choose_heldout, choose_heldout_segments, find_midi_files
 from training.errors import TrainingError
 
 L = 16  # notes per segment in these tests
@@ -107,11 +107,10 @@ def test_build_counts_every_skip_by_reason(corpus: Corpus, built: tuple[dict, Da
     meta, data, _ = built
     assert meta["skipped"] == corpus.skipped
     n_segments = sum(len(s) for s in corpus.expected.values())
-    held_files = round(0.3 * len(corpus.expected))
     counts = meta["counts"]
     assert counts["files_found"] == corpus.found
     assert counts["files_used"] == len(corpus.expected)
-    assert counts["files_heldout"] == held_files
+    assert 0 < counts["files_heldout"] == len(np.unique(data.file_id[data.heldout])) < len(corpus.expected)
     assert counts["segments"] == n_segments
     assert counts["segments_train"] + counts["segments_heldout"] == n_segments
     assert counts["segments_heldout"] == int(data.heldout.sum())
@@ -162,7 +161,7 @@ def test_statistics_leave_the_held_out_files_out(tmp_path: Path) -> None:
         notes = [Note(k / 2, 30 + 12 * band + k % 6, 0.5) for k in range(2 * L)]
         write_notes_file(tmp_path / "midi" / f"band{band}.mid", notes)
     seed = next(s for s in range(100) if choose_heldout(5, 0.4, s)[0])  # a seed that holds out band 0
-    config = BuildConfig(length=L, heldout=0.4, seed=seed, workers=1)
+    config = BuildConfig(length=L, heldout=0.4, heldout_by="files", seed=seed, workers=1)
     build_dataset([tmp_path / "midi"], tmp_path / "bands.npz", config, show_progress=False)
     data = load_dataset(tmp_path / "bands.npz")
     assert "band0.mid" in data.files[data.file_id[data.heldout]].tolist()
@@ -194,6 +193,38 @@ def test_choose_heldout() -> None:
     assert choose_heldout(1, 0.5, 0).sum() == 0  # never the only file
     assert choose_heldout(10, 0.0, 0).sum() == 0
     np.testing.assert_array_equal(choose_heldout(50, 0.3, 3), choose_heldout(50, 0.3, 3))
+
+
+def test_choose_heldout_segments_takes_each_groups_share_of_segments() -> None:
+    counts = [1] * 30 + [8] * 5 + [3] * 10  # many short files, a few long ones, a middle group
+    groups = ["short"] * 30 + ["long"] * 5 + ["mid"] * 10
+    for seed in range(5):
+        held = choose_heldout_segments(counts, groups, 0.2, seed)
+        for group, biggest in (("short", 1), ("long", 8), ("mid", 3)):
+            inside = np.array(groups) == group
+            total, taken = np.sum(np.array(counts)[inside]), np.sum(np.array(counts)[inside & held])
+            assert abs(taken - 0.2 * total) <= biggest / 2, (seed, group, taken)
+    again = choose_heldout_segments(counts, groups, 0.2, 4)
+    np.testing.assert_array_equal(choose_heldout_segments(counts, groups, 0.2, 4), again)
+    assert not choose_heldout_segments(counts, groups, 0.0, 0).any()
+    assert choose_heldout_segments([50, 1], ["a", "a"], 0.01, 0).sum() == 1  # at least one file
+    assert not choose_heldout_segments([5], ["a"], 0.5, 0).any()  # never the only file
+
+
+def test_held_out_split_follows_segments_per_folder(tmp_path: Path) -> None:
+    """Ten one-segment pieces and four five-segment ones in two folders: both give a share of their
+    segments, where a share of files would be mostly the short pieces."""
+    rng = np.random.default_rng(0)
+    for name, files, segments in (("short", 10, 1), ("long", 4, 5)):
+        for k in range(files):
+            write_notes_file(tmp_path / "midi" / name / f"{name}{k}.mid", random_notes(rng, segments * L))
+    config = BuildConfig(length=L, heldout=0.2, workers=1)
+    build_dataset([tmp_path / "midi"], tmp_path / "mix.npz", config, show_progress=False)
+    data = load_dataset(tmp_path / "mix.npz")
+    folder = np.array([f.split("/")[0] for f in data.files])[data.file_id]
+    for name in ("short", "long"):
+        assert 0.1 <= data.heldout[folder == name].mean() <= 0.3, name
+    assert data.meta["build"]["heldout_by"] == "segments"
 
 
 def test_options_reach_the_segments(corpus: Corpus, tmp_path: Path) -> None:
