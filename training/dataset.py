@@ -192,9 +192,12 @@ def _heldout_files(kept: Sequence[FileResult], config: BuildConfig, root_of: dic
 
 
 def _collection(path: str, root_of: dict[str, str]) -> str:
-    """The group a file is held out within: its source folder and, inside it, its first sub-folder."""
-    parts = Path(_relative(path, root_of)).parts
-    root = root_of.get(path, str(Path(path).parent))
+    """The group a file is held out within: its source folder and, inside it, its first sub-folder
+    (a file given by name: its own folder)."""
+    root = root_of.get(path)
+    if root is None:
+        return str(Path(path).parent)
+    parts = Path(os.path.relpath(path, root)).parts
     return os.path.join(root, parts[0]) if len(parts) > 1 else root
 
 
