@@ -8,6 +8,11 @@ denoising), in scaled units, and the lattice step the model would have to resolv
 the gap between an eighth and a quarter note. Where the model's error is no smaller than the noise's
 at a noise level below that step, the model does not know the lattice and the sampler's projection
 has to supply it.
+
+The pitch column also shows the best error possible from the lattice alone: the posterior mean
+over all semitones of the model's range (a uniform prior, no context) given the noisy pitch. Where
+that equals the noise's, the noise is too large for the lattice to tell anything, and only context
+(the other notes) can do better: the model's gain over that column is what it knows of harmony.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 from bridge.runtime import load_model
 from training.datafile import load_dataset
 
-TIMESTEPS = (1, 5, 20, 50, 100, 200, 400)
+TIMESTEPS = (1, 2, 5, 20, 50, 100, 200, 400)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,17 +42,30 @@ def main(argv: list[str] | None = None) -> None:
     notes = np.array([[60.0, 0.5, 0.5], [61.0, 1.0, 1.0]])
     step = np.abs(np.diff(stats.scale(notes), axis=0))[0]
     print(f"lattice step (scaled): semitone {step[0]:.4f}, eighth-to-quarter duration {step[1]:.4f}, gap {step[2]:.4f}")
-    print(f"{'t':>4} {'noise':>7}   error of x0 estimate / of the noisy sample: pitch, duration, gap")
+    semitones = np.arange(np.ceil(stats.low[0]), np.floor(stats.high[0]) + 1)
+    lattice = stats.scale(np.stack([semitones, np.zeros_like(semitones), np.zeros_like(semitones)], axis=-1))[:, 0]
+    print(f"{'t':>4} {'noise':>7}   error of x0: model / noisy sample [/ lattice alone]: pitch, duration, gap")
     rng = np.random.default_rng(0)
     for t in TIMESTEPS:
         eps = rng.standard_normal(x0.shape).astype(np.float32)
         xt = (np.sqrt(alpha_bars[t]) * x0 + np.sqrt(1.0 - alpha_bars[t]) * eps).astype(np.float32)
         eps_hat = denoiser(xt, np.full(len(x0), t, np.float32))
         estimate = (xt - np.sqrt(1.0 - alpha_bars[t]) * eps_hat) / np.sqrt(alpha_bars[t])
+        noise = float(np.sqrt((1 - alpha_bars[t]) / alpha_bars[t]))
         model = np.sqrt(((estimate - x0) ** 2).mean(axis=(0, 1, 2)))
         noisy = np.sqrt(((xt / np.sqrt(alpha_bars[t]) - x0) ** 2).mean(axis=(0, 1, 2)))
+        alone = lattice_error(xt[..., 0] / np.sqrt(alpha_bars[t]), x0[..., 0], lattice, noise)
         cells = "  ".join(f"{m:.4f}/{n:.4f}" for m, n in zip(model, noisy, strict=True))
-        print(f"{t:>4} {np.sqrt((1 - alpha_bars[t]) / alpha_bars[t]):>7.4f}   {cells}")
+        cells = cells.replace(" ", f"/{alone:.4f} ", 1)
+        print(f"{t:>4} {noise:>7.4f}   {cells}")
+
+
+def lattice_error(noisy: np.ndarray, clean: np.ndarray, lattice: np.ndarray, noise: float) -> float:
+    """RMS error of the posterior mean of each clean value on ``lattice`` (uniform prior) given ``noisy``."""
+    logits = -0.5 * ((noisy.reshape(-1, 1) - lattice[None, :]) / noise) ** 2
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    estimate = (weights * lattice).sum(axis=1) / weights.sum(axis=1)
+    return float(np.sqrt(((estimate - clean.reshape(-1)) ** 2).mean()))
 
 
 if __name__ == "__main__":
