@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         model = np.sqrt(((estimate - x0) ** 2).mean(axis=(0, 1, 2)))
         noisy = np.sqrt(((xt / np.sqrt(alpha_bars[t]) - x0) ** 2).mean(axis=(0, 1, 2)))
         alone = lattice_error(xt[..., 0] / np.sqrt(alpha_bars[t]), x0[..., 0], lattice, noise)
-        cells = "  ".join(f"{m:.4f}/{n:.4f}" for m, n in zip(model, noisy, strict=True))
-        cells = cells.replace(" ", f"/{alone:.4f} ", 1)
-        print(f"{t:>4} {noise:>7.4f}   {cells}")
+        cells = [f"{m:.4f}/{n:.4f}" for m, n in zip(model, noisy, strict=True)]
+        cells[0] += f"/{alone:.4f}"
+        print(f"{t:>4} {noise:>7.4f}   " + "  ".join(cells))
 
 
 def lattice_error(noisy: np.ndarray, clean: np.ndarray, lattice: np.ndarray, noise: float) -> float:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 import numpy as np
 
 from training.datafile import load_dataset
+from training.pipeline import heldout_batches
 from training.run import load_ema_network
 
 TIMESTEPS = (1, 2, 5, 20, 50, 200)
@@ -30,7 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     data = load_dataset(args.data)
-    x0 = data.stats.scale(data.heldout_segments[: args.segments])[:, None]
+    batches = heldout_batches(data, args.segments, 1)  # scaled exactly as training scales its held-out loss
+    if batches is None:
+        parser.error(f"{args.data} has fewer than {args.segments} held-out segments; lower --segments")
+    x0 = next(iter(batches))[0].numpy()
     print(f"eps MSE per feature (pitch/duration/gap) on {len(x0)} held-out segments")
     print(f"{'run':<28} {'step':>6}  " + "  ".join(f"{f't={t}':>17}" for t in TIMESTEPS))
     for run in args.runs:
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{run[-28:]:<28} {meta.get('checkpoint_step', meta.get('step', '?')):>6}  {cells}")
 
 
-def _cell(network, x0: np.ndarray, alpha_bar: float, t: int) -> str:
+def _cell(network: Any, x0: np.ndarray, alpha_bar: float, t: int) -> str:
     """The eps MSE per feature at timestep ``t``, with noise drawn from a seed fixed per t."""
     eps = np.random.default_rng(t).standard_normal(x0.shape).astype(np.float32)
     xt = (np.sqrt(alpha_bar) * x0 + np.sqrt(1.0 - alpha_bar) * eps).astype(np.float32)
