@@ -143,12 +143,18 @@ class FeatureStats:
     musical note values double from one to the next, so in log time a quarter and an eighth are
     as far apart as a half and a quarter, where linear scaling puts them 1/32 of the range apart
     and a model blurs them into dotted eighths. ``low``/``high`` are in the encoded values.
+
+    ``pitch_gain`` stretches the scaled pitch to ``[-gain, gain]``. Against the same noise schedule
+    that is a pitch signal-to-noise ratio ``gain**2`` times higher at every timestep: with gain 1 a
+    semitone is drowned in noise from the first timesteps on, so the network decides pitch classes
+    in only the last few of the 1000.
     """
 
     low: tuple[float, float, float]
     high: tuple[float, float, float]
     encoding: str = "log"
     time_encoding: str = "linear"
+    pitch_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if self.encoding not in PITCH_ENCODINGS:
@@ -157,10 +163,22 @@ class FeatureStats:
             raise BridgeError(f"time encoding {self.time_encoding!r} is unknown; use one of {TIME_ENCODINGS}")
         if len(self.low) != 3 or len(self.high) != 3 or any(h <= lo for lo, h in zip(self.low, self.high, strict=True)):
             raise BridgeError(f"feature stats need 3 ranges with high > low, got {self.low} .. {self.high}")
+        if not 0.1 <= self.pitch_gain <= 10.0:
+            raise BridgeError(f"pitch_gain must lie in 0.1 .. 10, got {self.pitch_gain}")
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """``(3,)`` the largest scaled value of each feature: the pitch gain, then 1 and 1."""
+        return np.array([self.pitch_gain, 1.0, 1.0])
 
     @classmethod
     def fit(
-        cls, features: np.ndarray, encoding: str = "log", time_quantile: float = 1.0, time_encoding: str = "linear"
+        cls,
+        features: np.ndarray,
+        encoding: str = "log",
+        time_quantile: float = 1.0,
+        time_encoding: str = "linear",
+        pitch_gain: float = 1.0,
     ) -> FeatureStats:
         """Ranges of ``(..., 3)`` training features; the time features start at 0 beats like the seed's.
 
@@ -177,7 +195,7 @@ class FeatureStats:
         low = np.concatenate([f[:, :1].min(axis=0), time_to_value(np.zeros(2), time_encoding)])
         high = np.concatenate([f[:, :1].max(axis=0), np.quantile(times, time_quantile, axis=0)])
         high = np.maximum(high, low + 1e-6)
-        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding, time_encoding)
+        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding, time_encoding, pitch_gain)
 
     def encode_times(self, features: np.ndarray) -> np.ndarray:
         """Unscaled ``(..., 3)`` -> the values that are scaled linearly (time features encoded), float64."""
@@ -186,38 +204,50 @@ class FeatureStats:
         return out
 
     def scale(self, features: np.ndarray) -> np.ndarray:
-        """Unscaled ``(..., 3)`` -> ``[-1, 1]`` float32."""
+        """Unscaled ``(..., 3)`` -> ``[-bounds, bounds]`` float32 (``[-1, 1]`` but for the pitch gain)."""
         lo, hi = np.asarray(self.low), np.asarray(self.high)
-        return (2.0 * (self.encode_times(features) - lo) / (hi - lo) - 1.0).astype(np.float32)
+        return ((2.0 * (self.encode_times(features) - lo) / (hi - lo) - 1.0) * self.bounds).astype(np.float32)
+
+    def scale_pitch(self, values: np.ndarray) -> np.ndarray:
+        """Encoded pitch values ``(m,)`` -> scaled ``(m,)`` float64, clipped to the training range."""
+        unit = 2.0 * (np.asarray(values, dtype=np.float64) - self.low[0]) / (self.high[0] - self.low[0]) - 1.0
+        return np.clip(unit, -1.0, 1.0) * self.pitch_gain
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
-        """``[-1, 1]`` ``(..., 3)`` -> unscaled float64, clipped to the training range first."""
+        """Scaled ``(..., 3)`` -> unscaled float64, clipped to the training range first."""
         lo, hi = np.asarray(self.low), np.asarray(self.high)
-        out = lo + (np.clip(np.asarray(scaled, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0 * (hi - lo)
+        unit = np.clip(np.asarray(scaled, dtype=np.float64) / self.bounds, -1.0, 1.0)
+        out = lo + (unit + 1.0) / 2.0 * (hi - lo)
         out[..., 1:] = value_to_time(out[..., 1:], self.time_encoding)
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form, keyed by feature name so a reader never guesses the order."""
-        return {
+        """JSON form, keyed by feature name so a reader never guesses the order; a pitch gain of 1
+        is left out, so files from before it existed read and rebuild unchanged."""
+        out: dict[str, Any] = {
             "encoding": self.encoding,
             "time_encoding": self.time_encoding,
             "low": dict(zip(FEATURES, self.low, strict=True)),
             "high": dict(zip(FEATURES, self.high, strict=True)),
         }
+        if self.pitch_gain != 1.0:
+            out["pitch_gain"] = self.pitch_gain
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
         """Inverse of :meth:`to_dict`; a missing or unknown key is an error that names it.
 
-        ``time_encoding`` may be missing: files written before it existed scaled times linearly.
+        ``time_encoding`` and ``pitch_gain`` may be missing: files written before them scaled times
+        linearly and pitch to [-1, 1].
         """
-        unknown = set(data) - {"encoding", "time_encoding", "low", "high"}
+        unknown = set(data) - {"encoding", "time_encoding", "low", "high", "pitch_gain"}
         if unknown:
             raise BridgeError(f"unknown feature-stats key(s) {sorted(unknown)}")
         try:
             low = tuple(float(data["low"][k]) for k in FEATURES)
             high = tuple(float(data["high"][k]) for k in FEATURES)
-            return cls(low, high, str(data["encoding"]), str(data.get("time_encoding", "linear")))
+            gain = float(data.get("pitch_gain", 1.0))
+            return cls(low, high, str(data["encoding"]), str(data.get("time_encoding", "linear")), gain)
         except KeyError as exc:
             raise BridgeError(f"feature stats lack the key {exc.args[0]!r}") from exc

@@ -145,7 +145,7 @@ class PitchConstraint:
                 f"no allowed pitch ({self.low}..{self.high} in pitch classes {sorted(self.pitch_classes)}) lies in "
                 f"the model's pitch range ({low:g}..{high:g} {stats.encoding}); widen the range or change the scale"
             )
-        scaled = np.clip(2.0 * (values[inside] - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
+        scaled = stats.scale_pitch(values[inside]).astype(np.float32)
         return PitchProjection(scaled, (scaled[1:] + scaled[:-1]) / 2.0)
 
 

@@ -326,9 +326,10 @@ class _PromptHold:
                 f"got {np.shape(prompt)}; keep its last notes (bridge.continuation.prompt_features)"
             )
         scaled = card.stats.scale(features)
-        if np.abs(scaled).max() > 1.0:
+        bounds = card.stats.bounds.astype(np.float32)
+        if (np.abs(scaled) > bounds).any():
             log.warning("the prompt goes beyond the model's range (pitch, duration or delta); it was clipped")
-            np.clip(scaled, -1.0, 1.0, out=scaled)
+            np.clip(scaled, -bounds, bounds, out=scaled)
         return cls(scaled, rng.standard_normal((n, k, 3), dtype=np.float32), card.schedule.alpha_bars)
 
     def noise_into(self, x: np.ndarray, t: int) -> None:

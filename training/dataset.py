@@ -50,6 +50,7 @@ class BuildConfig:
     heldout_by: str = "segments"  # segments: that share of each source folder's segments; files: of the files
     time_quantile: float = 0.995  # duration/delta scaling high (see FeatureStats.fit); 1.0: the maximum
     time_encoding: str = "linear"  # "log": scale log2(beats + 1/16) of durations and gaps (FeatureStats)
+    pitch_gain: float = 1.0  # scaled pitch spans [-gain, gain]: gain**2 times the pitch SNR (FeatureStats)
     seed: int = 0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -65,6 +66,7 @@ class BuildConfig:
             "heldout_by": self.heldout_by in HELDOUT_BY,
             "time_quantile": 0.5 <= self.time_quantile <= 1.0,
             "time_encoding": self.time_encoding in TIME_ENCODINGS,
+            "pitch_gain": 0.1 <= self.pitch_gain <= 10.0,
             "workers": self.workers >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -178,7 +180,9 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
     heldout = held[file_id]
     if heldout.all():
         raise TrainingError("every segment fell in the held-out split; add files or lower --heldout")
-    stats = FeatureStats.fit(segments[~heldout], config.encoding, config.time_quantile, config.time_encoding)
+    stats = FeatureStats.fit(
+        segments[~heldout], config.encoding, config.time_quantile, config.time_encoding, config.pitch_gain
+    )
     files = np.array([_relative(r.path, root_of) for r in kept])
     meta = _meta(results, config, stats, segments, heldout, held)
     return DatasetFile(segments, file_id, heldout, files, meta)

@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="scale durations and gaps up to this quantile, not the maximum (1: the maximum)")
     build.add_argument("--time-encoding", choices=("linear", "log"), default="linear",
                        help="log: scale log2(beats + 1/16) of durations and gaps, so note values lie evenly apart")
+    build.add_argument("--pitch-gain", type=float, default=1.0,
+                       help="scale pitch to [-gain, gain] instead of [-1, 1]: the network sees pitch classes "
+                       "through gain**2 times less noise at every timestep (an experiment; see docs/training.md)")
     build.add_argument("--seed", type=int, default=0, help="seed of the held-out choice")
     build.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     build.set_defaults(handler=run_build)  # fmt: skip
@@ -63,7 +66,7 @@ def run_build(args: argparse.Namespace) -> int:
         families=tuple(args.families or (("all",) if corpus else ("piano",))), programs=tuple(args.programs),
         mode=args.mode or ("merge" if corpus else "longest"), max_duration=args.max_duration,
         max_delta=args.max_delta, heldout=args.heldout, heldout_by=args.heldout_by, time_quantile=args.time_quantile,
-        time_encoding=args.time_encoding, seed=args.seed,
+        time_encoding=args.time_encoding, pitch_gain=args.pitch_gain, seed=args.seed,
         workers=args.workers,
     )  # fmt: skip
     sources = [*args.sources, *convert_corpus(args.music21, workers=args.workers)]

@@ -37,7 +37,7 @@ def _scaled_train(data: DatasetFile) -> tuple[np.ndarray, float]:
     Durations and gaps past the statistics' high clip to it, as in ``training.pipeline``.
     """
     stats = data.stats
-    semitone = 2.0 / (stats.high[0] - stats.low[0]) if stats.encoding == "log" else 0.0
+    semitone = 2.0 * stats.pitch_gain / (stats.high[0] - stats.low[0]) if stats.encoding == "log" else 0.0
     scaled = stats.scale(data.train)
     np.minimum(scaled[..., 1:], 1.0, out=scaled[..., 1:])
     return scaled[:, None], semitone

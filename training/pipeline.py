@@ -30,12 +30,13 @@ def transpose_pitch(pitch: tf.Tensor, semitones: tf.Tensor, encoding: str) -> tf
 def _scaler(stats: FeatureStats) -> Callable[[tf.Tensor], tf.Tensor]:
     low = np.asarray(stats.low, np.float32)
     span = np.asarray(stats.high, np.float32) - low
+    bounds = stats.bounds.astype(np.float32)
 
     def scale(features: tf.Tensor) -> tf.Tensor:
-        """Time-encoded ``(..., L, 3)`` (:meth:`FeatureStats.encode_times`) -> ``(..., 1, L, 3)`` in [-1, 1]
-        (pitch outside only after transposition; durations and gaps past the statistics' high clip
-        to it, as decoding does)."""
-        scaled = 2.0 * (features - low) / span - 1.0
+        """Time-encoded ``(..., L, 3)`` (:meth:`FeatureStats.encode_times`) -> ``(..., 1, L, 3)`` in [-1, 1],
+        pitch in [-gain, gain] (outside only after transposition; durations and gaps past the
+        statistics' high clip to it, as decoding does)."""
+        scaled = (2.0 * (features - low) / span - 1.0) * bounds
         scaled = tf.concat([scaled[..., :1], tf.minimum(scaled[..., 1:], 1.0)], axis=-1)
         return tf.expand_dims(scaled, -3)
 

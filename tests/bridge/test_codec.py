@@ -188,9 +188,10 @@ def test_fit_scale_unscale() -> None:
 finite = st.floats(-1e4, 1e4, allow_nan=False)
 ranges = st.tuples(finite, st.floats(1e-3, 1e4)).map(lambda lw: (lw[0], lw[0] + lw[1]))
 stats_strategy = st.builds(
-    lambda r, enc: FeatureStats(tuple(x[0] for x in r), tuple(x[1] for x in r), enc),  # type: ignore[arg-type]
+    lambda r, enc, gain: FeatureStats(tuple(x[0] for x in r), tuple(x[1] for x in r), enc, pitch_gain=gain),  # type: ignore[arg-type]
     st.tuples(ranges, ranges, ranges),
     st.sampled_from(["log", "linear"]),
+    st.sampled_from([1.0, 0.5, 3.0]),
 )
 
 
@@ -201,7 +202,7 @@ def test_scale_unscale_round_trip(stats: FeatureStats, unit: np.ndarray) -> None
     features = lo + unit * (hi - lo)  # anywhere in the range
     scaled = stats.scale(features)
     assert scaled.dtype == np.float32
-    assert np.all(np.abs(scaled) <= 1.0 + 1e-6)
+    assert np.all(np.abs(scaled) <= stats.bounds + 1e-6)
     # float32 in between: the error is a few float32 ulps of the range width
     np.testing.assert_allclose(stats.unscale(scaled), features, rtol=0, atol=1e-6 * float(np.max(hi - lo + np.abs(lo))))
 
@@ -213,6 +214,20 @@ def test_stats_json_round_trip(stats: FeatureStats) -> None:
     assert data["encoding"] == stats.encoding
     assert list(data["low"]) == ["pitch", "duration", "delta"]
     assert FeatureStats.from_dict(data) == stats
+
+
+def test_pitch_gain_stretches_pitch_alone() -> None:
+    """Gain g: the scaled pitch is g times the gain-1 one, times untouched, and decoding undoes it."""
+    f = np.array([[40.0, 0.5, 0.0], [80.0, 4.0, 2.0], [61.0, 1.0, 0.25]])
+    plain, stretched = FeatureStats.fit(f), FeatureStats.fit(f, pitch_gain=3.0)
+    np.testing.assert_allclose(stretched.scale(f), plain.scale(f) * [3.0, 1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(stretched.unscale(stretched.scale(f)), f, atol=1e-5)
+    np.testing.assert_allclose(stretched.scale_pitch(f[:, 0]), stretched.scale(f)[:, 0], atol=1e-6)
+    np.testing.assert_allclose(stretched.unscale(np.array([[4.0, 0.0, 0.0]]))[0, 0], 80.0)  # clipped to the range
+    assert "pitch_gain" not in plain.to_dict()  # files from before the gain read and rebuild unchanged
+    assert FeatureStats.from_dict(stretched.to_dict()).pitch_gain == 3.0
+    with pytest.raises(BridgeError, match=r"pitch_gain must lie in 0\.1 \.\. 10, got 0\.0"):
+        FeatureStats.fit(f, pitch_gain=0.0)
 
 
 def test_stats_errors_name_the_problem() -> None:

@@ -60,21 +60,23 @@ def test_allowed_pitches() -> None:
 
 
 stats_strategy = st.builds(
-    lambda lo, span, encoding: FeatureStats(
+    lambda lo, span, encoding, gain: FeatureStats(
         (float(lo) if encoding == "log" else 440.0 * 2 ** ((lo - 69) / 12), 0.0, 0.0),
         (float(lo + span) if encoding == "log" else 440.0 * 2 ** ((lo + span - 69) / 12), 4.0, 4.0),
         encoding,
+        pitch_gain=gain,
     ),
     st.integers(0, 90),
     st.integers(12, 37),
     st.sampled_from(["log", "linear"]),
+    st.sampled_from([1.0, 3.0]),
 )
 
 
 @given(
     stats=stats_strategy,
     classes=st.frozensets(st.integers(0, 11), min_size=1),
-    values=st.lists(st.floats(-1.5, 1.5, width=32), min_size=1, max_size=50),
+    values=st.lists(st.floats(-4.0, 4.0, width=32), min_size=1, max_size=50),
 )
 def test_projection_lands_on_the_nearest_allowed_pitch(
     stats: FeatureStats, classes: frozenset[int], values: list[float]

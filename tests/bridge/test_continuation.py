@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,28 @@ def test_a_continuation_keeps_the_prompt_notes(tiny_denoiser: Denoiser, name: st
             assert got.pitch == want.pitch
             assert got.onset == pytest.approx(want.onset, abs=1e-5)
             assert got.duration == pytest.approx(want.duration, abs=1e-5)
+
+
+class _PitchGain3:
+    """The tiny network behind a card whose pitch spans [-3, 3]: only the scaling around it changes."""
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        self._denoiser = denoiser
+        stats = dataclasses.replace(denoiser.card.stats, pitch_gain=3.0)
+        self.card = dataclasses.replace(denoiser.card, stats=stats)
+
+    def __call__(self, sample: np.ndarray, timestep: np.ndarray) -> np.ndarray:
+        return self._denoiser(sample, timestep)
+
+
+def test_a_prompt_beyond_unit_range_is_kept_under_a_pitch_gain(tiny_denoiser: Denoiser) -> None:
+    denoiser = _PitchGain3(tiny_denoiser)
+    wide = [Note(0.0, 40, 1.0), Note(0.0, 88, 1.0), Note(1.0, 62, 1.0)]  # low and high in the model's range
+    prompt = prompt_features(wide, "log", 16)
+    assert np.abs(denoiser.card.stats.scale(prompt)[:2, 0]).min() > 1.0  # clipping to [-1, 1] would move them
+    out = sample(denoiser, make_sampler("dpm++", denoiser.card), 2, None, seed=0, prompt=prompt)
+    for notes in decode(out, denoiser.card.stats, EXACT):
+        assert [n.pitch for n in notes[:3]] == [40, 88, 62]
 
 
 def test_the_prompt_is_noised_to_each_steps_level(tiny_denoiser: Denoiser) -> None:

@@ -26,12 +26,12 @@ def note_like_segments(rng: np.random.Generator, count: int, length: int) -> np.
 
 
 def write_dataset(path: Path, *, count: int = 96, length: int = 16, heldout: int = 16, seed: int = 0,
-                  time_encoding: str = "linear") -> Path:  # fmt: skip
+                  time_encoding: str = "linear", pitch_gain: float = 1.0) -> Path:  # fmt: skip
     """A dataset file with ``count`` segments, the last ``heldout`` held out (as from other files)."""
     rng = np.random.default_rng(seed)
     segments = note_like_segments(rng, count, length)
     held = np.arange(count) >= count - heldout
-    stats = FeatureStats.fit(segments[~held], "log", time_encoding=time_encoding)
+    stats = FeatureStats.fit(segments[~held], "log", time_encoding=time_encoding, pitch_gain=pitch_gain)
     meta = {"length": length, "hop": length, "encoding": "log", "stats": stats.to_dict(), "filters": {},
             "skipped": {}, "counts": {"segments": count}, "sources": []}  # fmt: skip
     files = np.array([f"file{i}.mid" for i in range((count + 7) // 8)])

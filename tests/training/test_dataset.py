@@ -261,7 +261,7 @@ def test_find_midi_files(corpus: Corpus) -> None:
 @pytest.mark.parametrize(
     ("setting", "value"),
     [("length", 1), ("hop", -1), ("encoding", "mel"), ("mode", "loudest"), ("max_duration", 0), ("max_delta", -1),
-     ("heldout", 1.0), ("workers", 0)],
+     ("heldout", 1.0), ("workers", 0), ("pitch_gain", 0.0)],
 )  # fmt: skip
 def test_build_config_rejects_bad_settings(setting: str, value: object) -> None:
     with pytest.raises(TrainingError, match=f"{setting}="):
@@ -301,7 +301,7 @@ def test_interrupted_write_leaves_no_file(
 def test_cli_build_and_info(corpus: Corpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.npz"
     argv = ["dataset", "build", str(corpus.root), "--out", str(out), "--length", str(L), "--heldout", "0.3",
-            "--seed", "1", "--workers", "2"]  # fmt: skip
+            "--seed", "1", "--workers", "2", "--pitch-gain", "2.5"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     data = load_dataset(out)
@@ -313,6 +313,7 @@ def test_cli_build_and_info(corpus: Corpus, tmp_path: Path, capsys: pytest.Captu
     assert printed.splitlines()[0] == head
     assert json.loads(re.search(r"^skipped: (.*)$", printed, re.M).group(1)) == corpus.skipped  # type: ignore[union-attr]
     assert FeatureStats.from_dict(json.loads(re.search(r"^stats: (.*)$", printed, re.M).group(1))) == data.stats  # type: ignore[union-attr]
+    assert data.stats.pitch_gain == 2.5
     assert main(["dataset", "info", str(out)]) == 0
     assert capsys.readouterr().out == printed
 

@@ -28,6 +28,19 @@ def _jax(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.parametrize("pitch_gain", [1.0, 3.0])
+def test_jax_transposition_unit_is_one_scaled_semitone(tmp_path: Path, pitch_gain: float) -> None:
+    """The JAX step shifts scaled pitch by multiples of this unit; it must be one semitone under any gain."""
+    from tests.training.conftest import write_dataset
+    from training.datafile import load_dataset
+    from training.jax_train import _scaled_train
+
+    data = load_dataset(write_dataset(tmp_path / "d.npz", pitch_gain=pitch_gain))
+    _, semitone = _scaled_train(data)
+    pitch = np.array([[[60.0, 1.0, 0.0], [61.0, 1.0, 0.0]]])
+    assert semitone == pytest.approx(float(np.diff(data.stats.scale(pitch)[0, :, 0])[0]), rel=1e-5)
+
+
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("jax", reason="the JAX trainer needs the extra: pip install '.[jax]'")

@@ -138,10 +138,11 @@ def test_batches_follow_the_step(tiny_data: Path) -> None:
     np.testing.assert_array_equal(resumed, from_zero[11])
 
 
-def test_log_time_batches_are_the_stats_scaling(tmp_path: Path) -> None:
-    """Training sees exactly what the card's stats make of a segment, log-encoded times included."""
-    data = load_dataset(write_dataset(tmp_path / "log.npz", time_encoding="log"))
-    assert data.stats.time_encoding == "log"
+@pytest.mark.parametrize(("time_encoding", "pitch_gain"), [("log", 1.0), ("linear", 3.0)])
+def test_batches_are_the_stats_scaling(tmp_path: Path, time_encoding: str, pitch_gain: float) -> None:
+    """Training sees exactly what the card's stats make of a segment, log-encoded times and pitch gain included."""
+    data = load_dataset(write_dataset(tmp_path / "d.npz", time_encoding=time_encoding, pitch_gain=pitch_gain))
+    assert (data.stats.time_encoding, data.stats.pitch_gain) == (time_encoding, pitch_gain)
     x0, _ = next(iter(heldout_batches(data, 16, 1)))
     np.testing.assert_allclose(x0.numpy()[:, 0], data.stats.scale(data.heldout_segments[:16]), atol=1e-6)
     scaled_train = data.stats.scale(data.train)
@@ -150,8 +151,9 @@ def test_log_time_batches_are_the_stats_scaling(tmp_path: Path) -> None:
         assert np.abs(scaled_train - row).max(axis=(1, 2)).min() < 1e-6
 
 
-def test_transposition_shifts_whole_segments(tiny_data: Path) -> None:
-    data = load_dataset(tiny_data)
+@pytest.mark.parametrize("pitch_gain", [1.0, 3.0])
+def test_transposition_shifts_whole_segments(tmp_path: Path, pitch_gain: float) -> None:
+    data = load_dataset(write_dataset(tmp_path / "d.npz", pitch_gain=pitch_gain))
     batch = next(iter(train_batches(data, TINY.train, 0).as_numpy_iterator()))  # (16, 1, L, 3) scaled
     features = _unscale(batch[:, 0], data.stats)
     shifts = []
@@ -165,9 +167,9 @@ def test_transposition_shifts_whole_segments(tiny_data: Path) -> None:
 
 
 def _unscale(scaled: np.ndarray, stats: FeatureStats) -> np.ndarray:
-    """Inverse scaling without the clip of FeatureStats.unscale (transposed pitches may leave [-1, 1])."""
+    """Inverse scaling without the clip of FeatureStats.unscale (transposed pitches may leave the range)."""
     low, high = np.asarray(stats.low), np.asarray(stats.high)
-    return low + (scaled.astype(np.float64) + 1.0) / 2.0 * (high - low)
+    return low + (scaled.astype(np.float64) / stats.bounds + 1.0) / 2.0 * (high - low)
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v"])
