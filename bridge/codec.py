@@ -171,6 +171,11 @@ class FeatureStats:
         """``(3,)`` the largest scaled value of each feature: the pitch gain, then 1 and 1."""
         return np.array([self.pitch_gain, 1.0, 1.0])
 
+    @property
+    def semitone(self) -> float:
+        """One semitone in scaled pitch units (log encoding; 0 for Hz, where it depends on the pitch)."""
+        return 2.0 * self.pitch_gain / (self.high[0] - self.low[0]) if self.encoding == "log" else 0.0
+
     @classmethod
     def fit(
         cls,

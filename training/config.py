@@ -43,6 +43,9 @@ class ModelConfig:
     heads: int = 2
     time_embedding: int = 256
     se_ratio: int = 4
+    # One semitone in the dataset's scaled pitch (FeatureStats.semitone); > 0 gives the network the
+    # pitch class as input (training.layers.PitchChroma). 0: the scalar pitch alone.
+    chroma_semitone: float = 0.0
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -66,6 +69,7 @@ class ModelConfig:
         for width in [self.widths[i] for i in self.attention_levels] + [self.middle_width]:
             _require(width % self.heads == 0, f"{s}.heads", f"must divide every attention width, not {width}")
         _require(min(self.widths) >= self.se_ratio, f"{s}.se_ratio", "must not exceed the smallest width")
+        _require(self.chroma_semitone >= 0, f"{s}.chroma_semitone", f"must be 0 or more, got {self.chroma_semitone}")
 
 
 @dataclass(frozen=True)

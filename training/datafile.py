@@ -15,6 +15,7 @@ import numpy as np
 
 from bridge.atomic import atomic_write
 from bridge.codec import FeatureStats
+from training.config import TrainConfig
 from training.errors import TrainingError
 
 FORMAT = 1
@@ -79,6 +80,23 @@ def load_dataset(path: str | os.PathLike[str]) -> DatasetFile:
     if meta.get("format") != FORMAT:
         raise TrainingError(f"{path} has dataset format {meta.get('format')}, this version reads {FORMAT}")
     return DatasetFile(meta=meta, **arrays)
+
+
+def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> DatasetFile:
+    """The dataset at ``path``, refused with what to change when ``config``'s network cannot read it."""
+    data = load_dataset(path)
+    model = config.model
+    if data.length != model.length:
+        raise TrainingError(
+            f"{path} has segments of {data.length} notes but config {config.name} expects "
+            f"model.length = {model.length}; rebuild the dataset or use another config"
+        )
+    if model.chroma_semitone and abs(model.chroma_semitone - data.stats.semitone) > 1e-6 * data.stats.semitone:
+        raise TrainingError(
+            f"config {config.name} has model.chroma_semitone = {model.chroma_semitone:g} but one semitone of "
+            f"{path} is {data.stats.semitone:.9g} scaled units; set it to that (0: no pitch-class input)"
+        )
+    return data
 
 
 def dataset_summary(path: str | os.PathLike[str], data: DatasetFile) -> dict[str, Any]:

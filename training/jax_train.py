@@ -23,7 +23,7 @@ import numpy as np
 
 from bridge.atomic import write_bytes
 from training.config import TrainConfig, TrainSettings, load_config
-from training.datafile import DatasetFile, dataset_summary, load_dataset
+from training.datafile import DatasetFile, dataset_summary, load_training_data
 from training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,9 @@ def _scaled_train(data: DatasetFile) -> tuple[np.ndarray, float]:
     Durations and gaps past the statistics' high clip to it, as in ``training.pipeline``.
     """
     stats = data.stats
-    semitone = 2.0 * stats.pitch_gain / (stats.high[0] - stats.low[0]) if stats.encoding == "log" else 0.0
     scaled = stats.scale(data.train)
     np.minimum(scaled[..., 1:], 1.0, out=scaled[..., 1:])
-    return scaled[:, None], semitone
+    return scaled[:, None], stats.semitone
 
 
 def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, seed: int = 7919) -> Any:
@@ -150,7 +149,7 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
 
     if keras.backend.backend() != "jax":
         raise TrainingError("set KERAS_BACKEND=jax before starting (this trainer runs the JAX backend)")
-    data = load_dataset(data_path)
+    data = load_training_data(data_path, config)
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     network, optimizer = build(config)

@@ -31,7 +31,7 @@ from bridge.midifile import write_midi
 from bridge.progress import progress
 from bridge.schedule import NoiseSchedule
 from training.config import TrainConfig
-from training.datafile import DatasetFile, dataset_summary, load_dataset
+from training.datafile import DatasetFile, dataset_summary, load_training_data
 from training.diffusion import DiffusionModel
 from training.errors import TrainingError
 from training.pipeline import heldout_batches, train_batches
@@ -202,12 +202,7 @@ def train(
     """
     dist = make_strategy(strategy)
     run_dir = Path(run_dir)
-    data = load_dataset(data_path)
-    if data.length != config.model.length:
-        raise TrainingError(
-            f"{data_path} has segments of {data.length} notes but config {config.name} expects "
-            f"model.length = {config.model.length}; rebuild the dataset or use another config"
-        )
+    data = load_training_data(data_path, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = _check_same_config(run_dir, config) or {
         "config": config.to_dict(),

@@ -16,6 +16,7 @@ from training.layers import (
     CausalDownsample,
     CausalSelfAttention,
     CausalUpsample,
+    PitchChroma,
     ResBlock,
     TimeEmbedding,
 )
@@ -26,7 +27,8 @@ def build_unet(cfg: ModelConfig, name: str = "unet") -> keras.Model:
     sample = keras.Input((cfg.tracks, cfg.length, cfg.features), name="sample")
     timestep = keras.Input((), name="timestep")
     t_emb = TimeEmbedding(cfg.time_embedding, name="time_embedding")(timestep)
-    x = CausalConv(cfg.widths[0], 1, use_bias=True, name="stem")(sample)
+    x = PitchChroma(cfg.chroma_semitone, name="pitch_chroma")(sample) if cfg.chroma_semitone else sample
+    x = CausalConv(cfg.widths[0], 1, use_bias=True, name="stem")(x)
 
     skips = []
     for level, (width, kernel) in enumerate(zip(cfg.widths, cfg.kernel_sizes, strict=True)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -149,6 +150,17 @@ def test_bridge_refuses_a_changed_model(exported: Path, tmp_path: Path) -> None:
 def test_step_must_exist(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no checkpoint at step 7"):
         export_run(exported / "run", tmp_path / "m", step=7)
+
+
+def test_pitch_class_input_exports_with_parity(tmp_path: Path) -> None:
+    """The chroma input (sin/cos of the pitch) converts to ONNX and matches Keras."""
+    stats = dataclasses.replace(_stats(), pitch_gain=3.0)
+    model = dataclasses.replace(TINY.model, chroma_semitone=stats.semitone)
+    source = ExportSource(build_unet(model), model.length, TINY.diffusion.noise_schedule(), "epsilon", stats)
+    card = export_model(source, tmp_path / "chroma", name="chroma")
+    assert card.parity["max_abs"] <= parity.MAX_ABS and card.stats.pitch_gain == 3.0
+    ops = {node.op_type for node in onnx.load(tmp_path / "chroma" / "model.onnx").graph.node}
+    assert {"Sin", "Cos"} <= ops
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from training.layers import (
     CausalSelfAttention,
     CausalUpsample,
     ConvBlock,
+    PitchChroma,
     ResBlock,
     SqueezeExcite,
     TimeEmbedding,
@@ -32,6 +33,7 @@ T_EMB = RNG.standard_normal((2, 6)).astype(np.float32)
         (CausalSelfAttention(2), (2, 1, 8, 4)),
         (CausalDownsample(), (2, 1, 4, 4)),
         (CausalUpsample(), (2, 1, 16, 4)),
+        (PitchChroma(0.1, 3), (2, 1, 8, 10)),
     ],
 )
 def test_shapes_and_config(layer: keras.layers.Layer, out_shape: tuple[int, ...]) -> None:
@@ -50,7 +52,22 @@ def test_res_block_and_time_embedding_shapes() -> None:
     assert TimeEmbedding.from_config(emb.get_config()).dim == 6
 
 
-def test_gelu_is_exact_gelu() -> None:
+def test_pitch_chroma_is_the_pitch_class() -> None:
+    """Inputs kept; the added features repeat every octave and differ between pitch classes."""
+    layer = PitchChroma(0.1)
+    octave = X.copy()
+    octave[..., 0] += 1.2  # 12 semitones of 0.1
+    fifth = X.copy()
+    fifth[..., 0] += 0.7
+    out, up = layer(X).numpy(), layer(octave).numpy()
+    np.testing.assert_array_equal(out[..., :4], X)
+    np.testing.assert_allclose(out[..., 4:], up[..., 4:], atol=1e-5)
+    moved = layer(fifth).numpy()
+    assert np.abs(out[..., 4:] - moved[..., 4:]).max(axis=-1).min() > 0.5
+    # Harmonic 5 is the circle of fifths: a fifth up is one of its 12 steps (backwards).
+    angle = [np.arctan2(o[..., 4 + 4], o[..., 4 + 6 + 4]) for o in (out, moved)]
+    np.testing.assert_allclose(np.mod(angle[1] - angle[0], 2 * np.pi), 2 * np.pi * 11 / 12, atol=1e-3)
+
     x = np.linspace(-6, 6, 101).astype(np.float32)
     expected = keras.activations.gelu(x, approximate=False)
     np.testing.assert_allclose(np.asarray(gelu(x)), np.asarray(expected), atol=1e-6)

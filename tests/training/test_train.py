@@ -130,6 +130,20 @@ def test_length_mismatch_is_refused(tiny_data: Path, tmp_path: Path) -> None:
         train(load_config("small"), tiny_data, tmp_path / "run")
 
 
+def test_pitch_class_input_must_match_the_datasets_semitone(tmp_path: Path) -> None:
+    """A chroma network reads pitch class off the scaled pitch, so its semitone must be the data's."""
+    data_path = write_dataset(tmp_path / "d.npz", pitch_gain=3.0)
+    semitone = load_dataset(data_path).stats.semitone
+    wrong = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, chroma_semitone=semitone / 3))
+    with pytest.raises(TrainingError, match=rf"chroma_semitone = {semitone / 3:g} .* is {semitone:.9g} scaled units"):
+        train(wrong, data_path, tmp_path / "wrong")
+    assert not (tmp_path / "wrong").exists()
+    right = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, chroma_semitone=semitone))
+    train(right.replace_train(steps=2), data_path, tmp_path / "right")
+    network = load_ema_network(tmp_path / "right")[0]
+    assert network.get_layer("pitch_chroma").semitone == pytest.approx(semitone)
+
+
 def test_batches_follow_the_step(tiny_data: Path) -> None:
     """The batch of step k is the same whether the pipeline starts at 0 or resumes at k."""
     data = load_dataset(tiny_data)
