@@ -13,6 +13,11 @@ The pitch column also shows the best error possible from the lattice alone: the 
 over all semitones of the model's range (a uniform prior, no context) given the noisy pitch. Where
 that equals the noise's, the noise is too large for the lattice to tell anything, and only context
 (the other notes) can do better: the model's gain over that column is what it knows of harmony.
+
+The last column counts keys directly: the share of notes that, rounded to the nearest semitone, lie
+in the scale of their clean segment's key, for the model's x0 estimate and for the noisy sample. A
+network that knows keys pulls notes into them where the noise is a few semitones (t = 20..200); one
+that does not leaves the share where the noise put it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import logging
 
 import numpy as np
 
+from bridge.codec import FeatureStats, value_to_pitch
+from bridge.constraints import KEY_FIT_SCALES, best_key
 from bridge.runtime import load_model
 from training.datafile import load_dataset
 
@@ -44,7 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"lattice step (scaled): semitone {step[0]:.4f}, eighth-to-quarter duration {step[1]:.4f}, gap {step[2]:.4f}")
     semitones = np.arange(np.ceil(stats.low[0]), np.floor(stats.high[0]) + 1)
     lattice = stats.scale(np.stack([semitones, np.zeros_like(semitones), np.zeros_like(semitones)], axis=-1))[:, 0]
-    print(f"{'t':>4} {'noise':>7}   error of x0: model / noisy sample [/ lattice alone]: pitch, duration, gap")
+    keys = key_masks(x0[:, 0], stats)
+    print(f"notes in their segment's key: {in_key_share(x0[:, 0], keys, stats):.3f} of the clean segments")
+    print(f"{'t':>4} {'noise':>7}   error of x0: model / noisy sample [/ lattice alone]: pitch, duration, gap;"
+          " in key: model / noisy")
     rng = np.random.default_rng(0)
     for t in TIMESTEPS:
         eps = rng.standard_normal(x0.shape).astype(np.float32)
@@ -57,7 +67,29 @@ def main(argv: list[str] | None = None) -> None:
         alone = lattice_error(xt[..., 0] / np.sqrt(alpha_bars[t]), x0[..., 0], lattice, noise)
         cells = [f"{m:.4f}/{n:.4f}" for m, n in zip(model, noisy, strict=True)]
         cells[0] += f"/{alone:.4f}"
+        cells.append(f"{in_key_share(estimate[:, 0], keys, stats):.3f}/"
+                     f"{in_key_share(xt[:, 0] / np.sqrt(alpha_bars[t]), keys, stats):.3f}")  # fmt: skip
         print(f"{t:>4} {noise:>7.4f}   " + "  ".join(cells))
+
+
+def _pitch_classes(scaled: np.ndarray, stats: FeatureStats) -> np.ndarray:
+    """Scaled segments ``(N, L, 3)`` -> pitch classes ``(N, L)`` of the nearest MIDI pitches."""
+    return value_to_pitch(stats.unscale(scaled)[..., 0], stats.encoding) % 12
+
+
+def key_masks(clean: np.ndarray, stats: FeatureStats) -> np.ndarray:
+    """``(N, 12)`` bool: the pitch classes of each clean segment's best key (as the auto key fits it)."""
+    masks = np.zeros((len(clean), 12), dtype=bool)
+    for mask, classes in zip(masks, _pitch_classes(clean, stats), strict=True):
+        tonic, mode, _ = best_key(np.bincount(classes, minlength=12) / len(classes))
+        mask[[(tonic + step) % 12 for step in KEY_FIT_SCALES[mode]]] = True
+    return masks
+
+
+def in_key_share(scaled: np.ndarray, keys: np.ndarray, stats: FeatureStats) -> float:
+    """Share of the notes of ``scaled`` ``(N, L, 3)`` whose rounded pitch is in its segment's key."""
+    classes = _pitch_classes(scaled, stats)
+    return float(np.take_along_axis(keys, classes, axis=1).mean())
 
 
 def lattice_error(noisy: np.ndarray, clean: np.ndarray, lattice: np.ndarray, noise: float) -> float:

@@ -85,11 +85,16 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def print_summary(path: str, meta: dict[str, Any]) -> None:
-    """A short human summary, then the counts and skips as JSON."""
+    """A short human summary, then the counts and skips as JSON, then (log pitch) the semitone a network's
+    ``[model] chroma_semitone`` must be set to."""
+    from bridge.codec import FeatureStats
+
     counts, skipped = meta["counts"], meta["skipped"]
+    semitone = FeatureStats.from_dict(meta["stats"]).semitone
     sys.stdout.write(
         f"{path}: {counts['segments']} segments of {meta['length']} notes "
         f"({counts['segments_train']} train, {counts['segments_heldout']} held out) "
         f"from {counts['files_used']} of {counts['files_found']} files\n"
         f"skipped: {json.dumps(skipped)}\nstats: {json.dumps(meta['stats'])}\n"
+        + (f"semitone: {semitone:.9g} (scaled pitch units)\n" if semitone else "")
     )

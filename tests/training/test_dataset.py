@@ -314,6 +314,7 @@ def test_cli_build_and_info(corpus: Corpus, tmp_path: Path, capsys: pytest.Captu
     assert json.loads(re.search(r"^skipped: (.*)$", printed, re.M).group(1)) == corpus.skipped  # type: ignore[union-attr]
     assert FeatureStats.from_dict(json.loads(re.search(r"^stats: (.*)$", printed, re.M).group(1))) == data.stats  # type: ignore[union-attr]
     assert data.stats.pitch_gain == 2.5
+    assert f"\nsemitone: {data.stats.semitone:.9g} (scaled pitch units)\n" in printed
     assert main(["dataset", "info", str(out)]) == 0
     assert capsys.readouterr().out == printed
 
