@@ -15,9 +15,10 @@ that equals the noise's, the noise is too large for the lattice to tell anything
 (the other notes) can do better: the model's gain over that column is what it knows of harmony.
 
 The last column counts keys directly: the share of notes that, rounded to the nearest semitone, lie
-in the scale of their clean segment's key, for the model's x0 estimate and for the noisy sample. A
-network that knows keys pulls notes into them where the noise is a few semitones (t = 20..200); one
-that does not leaves the share where the noise put it.
+in the scale of their clean segment's key, for the model's x0 estimate, for the noisy sample, and
+for the posterior mean over the key's semitones alone (a denoiser told the key, with no other
+context: what knowing the key is worth at that noise). A network that knows keys pulls notes into
+them; one that does not leaves the share where the noise put it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     keys = key_masks(x0[:, 0], stats)
     print(f"notes in their segment's key: {in_key_share(x0[:, 0], keys, stats):.3f} of the clean segments")
     print(f"{'t':>4} {'noise':>7}   error of x0: model / noisy sample [/ lattice alone]: pitch, duration, gap;"
-          " in key: model / noisy")
+          " in key: model / noisy / key's lattice")
     rng = np.random.default_rng(0)
     for t in TIMESTEPS:
         eps = rng.standard_normal(x0.shape).astype(np.float32)
@@ -64,11 +65,15 @@ def main(argv: list[str] | None = None) -> None:
         noise = float(np.sqrt((1 - alpha_bars[t]) / alpha_bars[t]))
         model = np.sqrt(((estimate - x0) ** 2).mean(axis=(0, 1, 2)))
         noisy = np.sqrt(((xt / np.sqrt(alpha_bars[t]) - x0) ** 2).mean(axis=(0, 1, 2)))
-        alone = lattice_error(xt[..., 0] / np.sqrt(alpha_bars[t]), x0[..., 0], lattice, noise)
+        unnoised = xt[:, 0] / np.sqrt(alpha_bars[t])  # (N, L, 3)
+        alone = lattice_mean(unnoised[..., 0], lattice, noise)
+        in_key = np.take_along_axis(keys, (semitones.astype(np.int64) % 12)[None].repeat(len(keys), 0), axis=1)
+        told = unnoised.copy()
+        told[..., 0] = lattice_mean(unnoised[..., 0], lattice, noise, in_key)
         cells = [f"{m:.4f}/{n:.4f}" for m, n in zip(model, noisy, strict=True)]
-        cells[0] += f"/{alone:.4f}"
-        cells.append(f"{in_key_share(estimate[:, 0], keys, stats):.3f}/"
-                     f"{in_key_share(xt[:, 0] / np.sqrt(alpha_bars[t]), keys, stats):.3f}")  # fmt: skip
+        cells[0] += f"/{np.sqrt(((alone - x0[:, 0, :, 0]) ** 2).mean()):.4f}"
+        shares = [in_key_share(x, keys, stats) for x in (estimate[:, 0], unnoised, told)]
+        cells.append("/".join(f"{s:.3f}" for s in shares))
         print(f"{t:>4} {noise:>7.4f}   " + "  ".join(cells))
 
 
@@ -92,12 +97,14 @@ def in_key_share(scaled: np.ndarray, keys: np.ndarray, stats: FeatureStats) -> f
     return float(np.take_along_axis(keys, classes, axis=1).mean())
 
 
-def lattice_error(noisy: np.ndarray, clean: np.ndarray, lattice: np.ndarray, noise: float) -> float:
-    """RMS error of the posterior mean of each clean value on ``lattice`` (uniform prior) given ``noisy``."""
-    logits = -0.5 * ((noisy.reshape(-1, 1) - lattice[None, :]) / noise) ** 2
-    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-    estimate = (weights * lattice).sum(axis=1) / weights.sum(axis=1)
-    return float(np.sqrt(((estimate - clean.reshape(-1)) ** 2).mean()))
+def lattice_mean(noisy: np.ndarray, lattice: np.ndarray, noise: float, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Posterior mean of each clean value of ``noisy`` ``(N, L)`` on ``lattice`` ``(m,)`` (uniform prior),
+    or on the points ``allowed`` ``(N, m)`` bool marks for each row."""
+    logits = -0.5 * ((noisy[..., None] - lattice) / noise) ** 2  # (N, L, m)
+    if allowed is not None:
+        logits = np.where(allowed[:, None, :], logits, -np.inf)
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (weights * lattice).sum(axis=-1) / weights.sum(axis=-1)
 
 
 if __name__ == "__main__":

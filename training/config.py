@@ -46,6 +46,7 @@ class ModelConfig:
     # One semitone in the dataset's scaled pitch (FeatureStats.semitone); > 0 gives the network the
     # pitch class as input (training.layers.PitchChroma). 0: the scalar pitch alone.
     chroma_semitone: float = 0.0
+    chroma_harmonics: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # of the octave; 12: the offset from a semitone
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -70,6 +71,10 @@ class ModelConfig:
             _require(width % self.heads == 0, f"{s}.heads", f"must divide every attention width, not {width}")
         _require(min(self.widths) >= self.se_ratio, f"{s}.se_ratio", "must not exceed the smallest width")
         _require(self.chroma_semitone >= 0, f"{s}.chroma_semitone", f"must be 0 or more, got {self.chroma_semitone}")
+        _require(
+            len(self.chroma_harmonics) >= 1 and all(1 <= k <= 12 for k in self.chroma_harmonics),
+            f"{s}.chroma_harmonics", f"must be harmonics of the octave in 1..12, got {self.chroma_harmonics}",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

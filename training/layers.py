@@ -227,29 +227,30 @@ class CausalUpsample(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="dmc")
 class PitchChroma(keras.layers.Layer):
-    """Appends the pitch class: ``(B, T, L, 3) -> (B, T, L, 3 + 2 * harmonics)``, sin and cos of the
-    scaled pitch at harmonics 1..``harmonics`` of the octave.
+    """Appends the pitch class: ``(B, T, L, 3) -> (B, T, L, 3 + 2 * len(harmonics))``, sin and cos of
+    the scaled pitch at the given harmonics of the octave.
 
     Key and chord are functions of pitch class, periodic in the octave, and convolutions over one
     scalar pitch learn a periodic function badly. Harmonic k has a period of 12/k semitones: k = 1
     is the octave circle, k = 5 (the same as -7) the circle of fifths, where a key's notes lie in one
-    arc. ``semitone`` is one semitone in scaled units (``FeatureStats.semitone``).
+    arc, and k = 12 the offset from the nearest semitone, which denoising at low noise needs.
+    ``semitone`` is one semitone in scaled units (``FeatureStats.semitone``).
     """
 
-    def __init__(self, semitone: float, harmonics: int = 6, **kwargs: Any) -> None:
+    def __init__(self, semitone: float, harmonics: tuple[int, ...] = (1, 2, 3, 4, 5, 6), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.semitone, self.harmonics = semitone, harmonics
-        self.freqs = (2.0 * np.pi * np.arange(1, harmonics + 1) / (12.0 * semitone)).astype(np.float32)
+        self.semitone, self.harmonics = semitone, tuple(harmonics)
+        self.freqs = (2.0 * np.pi * np.asarray(self.harmonics) / (12.0 * semitone)).astype(np.float32)
 
     def call(self, x: Any) -> Any:
-        angles = x[..., :1] * self.freqs  # (B, T, L, harmonics), radians
+        angles = x[..., :1] * self.freqs  # (B, T, L, len(harmonics)), radians
         return ops.concatenate([x, ops.sin(angles), ops.cos(angles)], axis=-1)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (*input_shape[:3], input_shape[3] + 2 * self.harmonics)
+        return (*input_shape[:3], input_shape[3] + 2 * len(self.harmonics))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "semitone": self.semitone, "harmonics": self.harmonics}
+        return {**super().get_config(), "semitone": self.semitone, "harmonics": list(self.harmonics)}
 
 
 @keras.saving.register_keras_serializable(package="dmc")

@@ -27,7 +27,9 @@ def build_unet(cfg: ModelConfig, name: str = "unet") -> keras.Model:
     sample = keras.Input((cfg.tracks, cfg.length, cfg.features), name="sample")
     timestep = keras.Input((), name="timestep")
     t_emb = TimeEmbedding(cfg.time_embedding, name="time_embedding")(timestep)
-    x = PitchChroma(cfg.chroma_semitone, name="pitch_chroma")(sample) if cfg.chroma_semitone else sample
+    x = sample
+    if cfg.chroma_semitone:
+        x = PitchChroma(cfg.chroma_semitone, cfg.chroma_harmonics, name="pitch_chroma")(x)
     x = CausalConv(cfg.widths[0], 1, use_bias=True, name="stem")(x)
 
     skips = []

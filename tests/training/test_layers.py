@@ -33,7 +33,7 @@ T_EMB = RNG.standard_normal((2, 6)).astype(np.float32)
         (CausalSelfAttention(2), (2, 1, 8, 4)),
         (CausalDownsample(), (2, 1, 4, 4)),
         (CausalUpsample(), (2, 1, 16, 4)),
-        (PitchChroma(0.1, 3), (2, 1, 8, 10)),
+        (PitchChroma(0.1, (1, 5, 12)), (2, 1, 8, 10)),
     ],
 )
 def test_shapes_and_config(layer: keras.layers.Layer, out_shape: tuple[int, ...]) -> None:
