@@ -91,6 +91,8 @@ def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> Dat
             f"{path} has segments of {data.length} notes but config {config.name} expects "
             f"model.length = {model.length}; rebuild the dataset or use another config"
         )
+    if model.chroma_semitone and not data.stats.semitone:
+        raise TrainingError(f"model.chroma_semitone needs log pitch, but {path} stores Hz; use --encoding log")
     if model.chroma_semitone and abs(model.chroma_semitone - data.stats.semitone) > 1e-6 * data.stats.semitone:
         raise TrainingError(
             f"config {config.name} has model.chroma_semitone = {model.chroma_semitone:g} but one semitone of "

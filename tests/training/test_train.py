@@ -18,7 +18,7 @@ from bridge.codec import FeatureStats
 from bridge.midifile import read_midi
 from tests.training.conftest import write_dataset
 from training.config import load_config
-from training.datafile import load_dataset
+from training.datafile import load_dataset, save_dataset
 from training.diffusion import DiffusionModel
 from training.errors import TrainingError
 from training.pipeline import heldout_batches, train_batches
@@ -138,6 +138,11 @@ def test_pitch_class_input_must_match_the_datasets_semitone(tmp_path: Path) -> N
     with pytest.raises(TrainingError, match=rf"chroma_semitone = {semitone / 3:g} .* is {semitone:.9g} scaled units"):
         train(wrong, data_path, tmp_path / "wrong")
     assert not (tmp_path / "wrong").exists()
+    hertz = load_dataset(data_path)
+    stats = {**hertz.meta["stats"], "encoding": "linear"}
+    save_dataset(tmp_path / "hz.npz", dataclasses.replace(hertz, meta={**hertz.meta, "stats": stats}))
+    with pytest.raises(TrainingError, match=r"needs log pitch, but .*hz\.npz stores Hz"):
+        train(wrong, tmp_path / "hz.npz", tmp_path / "hz")
     right = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, chroma_semitone=semitone))
     train(right.replace_train(steps=2), data_path, tmp_path / "right")
     network = load_ema_network(tmp_path / "right")[0]
