@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     step = np.abs(np.diff(stats.scale(notes), axis=0))[0]
     print(f"lattice step (scaled): semitone {step[0]:.4f}, eighth-to-quarter duration {step[1]:.4f}, gap {step[2]:.4f}")
     semitones = np.arange(np.ceil(stats.low[0]), np.floor(stats.high[0]) + 1)
-    lattice = stats.scale(np.stack([semitones, np.zeros_like(semitones), np.zeros_like(semitones)], axis=-1))[:, 0]
+    lattice = stats.scale_pitch(semitones)
     keys = key_masks(x0[:, 0], stats)
+    in_key = np.take_along_axis(keys, (semitones.astype(np.int64) % 12)[None].repeat(len(keys), 0), axis=1)
     print(f"notes in their segment's key: {in_key_share(x0[:, 0], keys, stats):.3f} of the clean segments")
     print(f"{'t':>4} {'noise':>7}   error of x0: model / noisy sample [/ lattice alone]: pitch, duration, gap;"
           " in key: model / noisy / key's lattice")
@@ -67,7 +68,6 @@ def main(argv: list[str] | None = None) -> None:
         noisy = np.sqrt(((xt / np.sqrt(alpha_bars[t]) - x0) ** 2).mean(axis=(0, 1, 2)))
         unnoised = xt[:, 0] / np.sqrt(alpha_bars[t])  # (N, L, 3)
         alone = lattice_mean(unnoised[..., 0], lattice, noise)
-        in_key = np.take_along_axis(keys, (semitones.astype(np.int64) % 12)[None].repeat(len(keys), 0), axis=1)
         told = unnoised.copy()
         told[..., 0] = lattice_mean(unnoised[..., 0], lattice, noise, in_key)
         cells = [f"{m:.4f}/{n:.4f}" for m, n in zip(model, noisy, strict=True)]
