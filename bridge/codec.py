@@ -19,6 +19,7 @@ from bridge.errors import BridgeError
 FEATURES = ("pitch", "duration", "delta")
 PITCH_ENCODINGS = ("log", "linear")
 TIME_ENCODINGS = ("linear", "log")
+PITCH_GAIN_RANGE = (0.1, 10.0)  # FeatureStats.pitch_gain: beyond it pitch is squeezed or spread past use
 A4_HZ = 440.0
 # Beats added before the log of a time feature: a chord's gap of 0 stays finite and two octaves
 # below a 16th note, so the common note values (1/4, 1/2, 1, 2 beats) sit evenly apart.
@@ -163,8 +164,9 @@ class FeatureStats:
             raise BridgeError(f"time encoding {self.time_encoding!r} is unknown; use one of {TIME_ENCODINGS}")
         if len(self.low) != 3 or len(self.high) != 3 or any(h <= lo for lo, h in zip(self.low, self.high, strict=True)):
             raise BridgeError(f"feature stats need 3 ranges with high > low, got {self.low} .. {self.high}")
-        if not 0.1 <= self.pitch_gain <= 10.0:
-            raise BridgeError(f"pitch_gain must lie in 0.1 .. 10, got {self.pitch_gain}")
+        low, high = PITCH_GAIN_RANGE
+        if not low <= self.pitch_gain <= high:
+            raise BridgeError(f"pitch_gain must lie in {low:g} .. {high:g}, got {self.pitch_gain}")
 
     @property
     def bounds(self) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.codec import PITCH_ENCODINGS, TIME_ENCODINGS, FeatureStats, notes_to_features, segment
+from bridge.codec import PITCH_ENCODINGS, PITCH_GAIN_RANGE, TIME_ENCODINGS, FeatureStats, notes_to_features, segment
 from bridge.errors import BridgeError
 from bridge.midifile import TRACK_MODES, read_midi
 from bridge.progress import progress
@@ -66,7 +66,7 @@ class BuildConfig:
             "heldout_by": self.heldout_by in HELDOUT_BY,
             "time_quantile": 0.5 <= self.time_quantile <= 1.0,
             "time_encoding": self.time_encoding in TIME_ENCODINGS,
-            "pitch_gain": 0.1 <= self.pitch_gain <= 10.0,
+            "pitch_gain": PITCH_GAIN_RANGE[0] <= self.pitch_gain <= PITCH_GAIN_RANGE[1],
             "workers": self.workers >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
