@@ -32,7 +32,7 @@ from evaluation.baselines import shuffled_pitches
 from evaluation.compare import evaluate
 from evaluation.metrics import best_key, pitch_class_histogram, scale_consistency
 from evaluation.report import MetricScore
-from evaluation.sources import load_pieces
+from evaluation.sources import PieceSet, load_pieces
 
 DEGREES = ("1", "b2", "2", "b3", "3", "4", "#4", "5", "b6", "6", "b7", "7")
 
@@ -51,7 +51,7 @@ def tonal_profiles(pieces: Sequence[Sequence[Note]]) -> dict[str, tuple[np.ndarr
     return {mode: (np.mean(h, axis=0) if h else np.zeros(12), len(h)) for mode, h in rotated.items()}
 
 
-def _print_order(samples: list[list[Note]], reference, seed: int, shuffles: int) -> None:
+def _print_order(samples: list[list[Note]], reference: PieceSet, seed: int, shuffles: int) -> None:
     args = {"reference_groups": reference.groups, "seed": seed}
     plain = _order_sensitive(evaluate(samples, reference.pieces, **args).scores)
     rng = np.random.default_rng(seed)
@@ -66,7 +66,7 @@ def _print_order(samples: list[list[Note]], reference, seed: int, shuffles: int)
               f"{s.heldout:7.3f} {s.shuffled:8.3f} {s.heldout - s.shuffled:+7.3f}")
 
 
-def _print_profiles(samples: list[list[Note]], reference) -> None:
+def _print_profiles(samples: list[list[Note]], reference: PieceSet) -> None:
     real, model = tonal_profiles(reference.pieces), tonal_profiles(samples)
     print("\nmean pitch-class share by scale degree (each piece rotated to its best key's tonic)")
     print(f"{'':<18}" + "".join(f"{d:>6}" for d in DEGREES) + "  total variation")
