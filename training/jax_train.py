@@ -124,6 +124,7 @@ def build(config: TrainConfig) -> tuple[Any, Any]:
     from training.unet import build_unet
 
     settings = config.train
+    keras.utils.set_random_seed(settings.seed)  # the same initial weights every run, as training.run seeds them
     network = build_unet(config.model)
     lr = keras.optimizers.schedules.PiecewiseConstantDecay(
         [settings.final_phase_start], [settings.learning_rate, settings.final_learning_rate]
