@@ -63,6 +63,16 @@ def value_to_pitch(value: np.ndarray | float, encoding: str = "log") -> np.ndarr
     return np.clip(np.rint(v), 0, 127).astype(np.int64)
 
 
+def transpose_values(values: np.ndarray, semitones: int | np.ndarray, encoding: str = "log") -> np.ndarray:
+    """Pitch feature values moved by ``semitones`` (``log``: added; ``linear`` Hz: multiplied), float64."""
+    v = np.asarray(values, dtype=np.float64)
+    if encoding == "log":
+        return v + semitones
+    if encoding == "linear":
+        return v * 2.0 ** (np.asarray(semitones) / 12.0)
+    raise BridgeError(f"pitch encoding {encoding!r} is unknown; use one of {PITCH_ENCODINGS}")
+
+
 def time_to_value(beats: np.ndarray, encoding: str = "linear") -> np.ndarray:
     """Durations or gaps in beats -> time feature values: the beats (``linear``) or log2(beats + 1/16) (``log``)."""
     t = np.asarray(beats, dtype=np.float64)
@@ -149,6 +159,10 @@ class FeatureStats:
     that is a pitch signal-to-noise ratio ``gain**2`` times higher at every timestep: with gain 1 a
     semitone is drowned in noise from the first timesteps on, so the network decides pitch classes
     in only the last few of the 1000.
+
+    ``home_key``: every training segment was moved to C major or A minor
+    (:func:`bridge.home_key.home_shift`); the model composes there and the sampler moves its
+    music to the key asked for.
     """
 
     low: tuple[float, float, float]
@@ -156,6 +170,7 @@ class FeatureStats:
     encoding: str = "log"
     time_encoding: str = "linear"
     pitch_gain: float = 1.0
+    home_key: bool = False
 
     def __post_init__(self) -> None:
         if self.encoding not in PITCH_ENCODINGS:
@@ -186,6 +201,7 @@ class FeatureStats:
         time_quantile: float = 1.0,
         time_encoding: str = "linear",
         pitch_gain: float = 1.0,
+        home_key: bool = False,
     ) -> FeatureStats:
         """Ranges of ``(..., 3)`` training features; the time features start at 0 beats like the seed's.
 
@@ -202,7 +218,7 @@ class FeatureStats:
         low = np.concatenate([f[:, :1].min(axis=0), time_to_value(np.zeros(2), time_encoding)])
         high = np.concatenate([f[:, :1].max(axis=0), np.quantile(times, time_quantile, axis=0)])
         high = np.maximum(high, low + 1e-6)
-        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding, time_encoding, pitch_gain)
+        return cls(tuple(map(float, low)), tuple(map(float, high)), encoding, time_encoding, pitch_gain, home_key)
 
     def encode_times(self, features: np.ndarray) -> np.ndarray:
         """Unscaled ``(..., 3)`` -> the values that are scaled linearly (time features encoded), float64."""
@@ -230,7 +246,7 @@ class FeatureStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, keyed by feature name so a reader never guesses the order; a pitch gain of 1
-        is left out, so files from before it existed read and rebuild unchanged."""
+        and ``home_key`` false are left out, so files from before them read and rebuild unchanged."""
         out: dict[str, Any] = {
             "encoding": self.encoding,
             "time_encoding": self.time_encoding,
@@ -239,22 +255,25 @@ class FeatureStats:
         }
         if self.pitch_gain != 1.0:
             out["pitch_gain"] = self.pitch_gain
+        if self.home_key:
+            out["home_key"] = True
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureStats:
         """Inverse of :meth:`to_dict`; a missing or unknown key is an error that names it.
 
-        ``time_encoding`` and ``pitch_gain`` may be missing: files written before them scaled times
-        linearly and pitch to [-1, 1].
+        ``time_encoding``, ``pitch_gain`` and ``home_key`` may be missing: files written before them
+        scaled times linearly and pitch to [-1, 1], in every key.
         """
-        unknown = set(data) - {"encoding", "time_encoding", "low", "high", "pitch_gain"}
+        unknown = set(data) - {"encoding", "time_encoding", "low", "high", "pitch_gain", "home_key"}
         if unknown:
             raise BridgeError(f"unknown feature-stats key(s) {sorted(unknown)}")
         try:
             low = tuple(float(data["low"][k]) for k in FEATURES)
             high = tuple(float(data["high"][k]) for k in FEATURES)
             gain = float(data.get("pitch_gain", 1.0))
-            return cls(low, high, str(data["encoding"]), str(data.get("time_encoding", "linear")), gain)
+            time_encoding, home = str(data.get("time_encoding", "linear")), bool(data.get("home_key", False))
+            return cls(low, high, str(data["encoding"]), time_encoding, gain, home)
         except KeyError as exc:
             raise BridgeError(f"feature stats lack the key {exc.args[0]!r}") from exc

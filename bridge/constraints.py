@@ -114,6 +114,12 @@ class PitchConstraint:
         classes = frozenset(range(12)) if auto or not scale else parse_scale(scale)
         return cls(classes, low, high, auto_key=auto, grid=grid, corpus_lengths=corpus_lengths)
 
+    def moved(self, semitones: int) -> PitchConstraint:
+        """The same constraint ``semitones`` higher: its pitch classes and its range (kept in 0..127)."""
+        classes = frozenset((c + semitones) % 12 for c in self.pitch_classes)
+        low, high = (min(max(p + semitones, 0), 127) for p in (self.low, self.high))
+        return dataclasses.replace(self, pitch_classes=classes, low=low, high=high)
+
     def allowed(self) -> np.ndarray:
         """Allowed MIDI pitches, ascending, int64 ``(m,)``."""
         pitches = np.arange(self.low, self.high + 1)

@@ -22,6 +22,7 @@ from bridge.constraints import PitchConstraint
 from bridge.continuation import continue_long, prompt_features
 from bridge.decoding import DecodeOptions, decode_one
 from bridge.errors import BridgeError
+from bridge.home_key import move_prompt, output_offset
 from bridge.midifile import read_midi, write_midi
 from bridge.note_lengths import NOTE_LENGTH_CHOICES
 from bridge.progress import progress
@@ -117,12 +118,15 @@ def compose(
 ) -> list[Note]:
     """One piece: sample (continuing the prompt, sliding windows past L), then decode to notes."""
     card = denoiser.card
+    constraint = _constraint(options)
+    offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
     scaled = continue_long(
         denoiser, make_sampler(options.sampler, card), 1, options.notes or card.length, options.steps, seed,
-        prompt=prompt, constraint=_constraint(options), progress=on_step,
+        prompt=move_prompt(prompt, -offset, card.stats.encoding), constraint=constraint.moved(-offset),
+        progress=on_step,
     )[0]  # fmt: skip
     decode_options = DecodeOptions(
-        grid=options.grid, transpose=options.transpose, low=options.low, high=options.high,
+        grid=options.grid, transpose=options.transpose + offset, low=options.low, high=options.high,
         velocity=options.velocity, channel=options.channel, program=options.program,
     )  # fmt: skip
     return decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))

@@ -22,6 +22,7 @@ from bridge.constraints import ACCIDENTALS, AUTO_KEY, NOTE_NAMES, PitchConstrain
 from bridge.continuation import prompt_features
 from bridge.deadline import StepBudget
 from bridge.decoding import DecodeOptions, decode_one, fold_into_range
+from bridge.home_key import move_prompt, output_offset
 from bridge.runtime import Denoiser
 from bridge.samplers import make_sampler, sample
 
@@ -148,16 +149,19 @@ class ModelPhraseSource:
         seed = request.seed
         card = self.denoiser.card
         prompt = prompt_features(request.prime, card.stats.encoding, card.length // 2) if request.prime else None
+        constraint = self._constraint(request)
+        offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
         scaled = sample(
             self.denoiser,
             make_sampler(request.sampler, card),
             1,
             steps,
             seed,
-            constraint=self._constraint(request),
-            prompt=prompt,
+            constraint=constraint.moved(-offset),
+            prompt=move_prompt(prompt, -offset, card.stats.encoding),
         )[0]
-        notes = decode_one(scaled, card.stats, self._decode_options(request), rng=np.random.default_rng(seed))
+        options = dataclasses.replace(self._decode_options(request), transpose=request.transpose + offset)
+        notes = decode_one(scaled, card.stats, options, rng=np.random.default_rng(seed))
         return _after_prime(notes, len(prompt), request) if prompt is not None else notes
 
     @staticmethod

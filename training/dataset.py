@@ -21,8 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from bridge.codec import PITCH_ENCODINGS, PITCH_GAIN_RANGE, TIME_ENCODINGS, FeatureStats, notes_to_features, segment
+from bridge.codec import (
+    PITCH_ENCODINGS,
+    PITCH_GAIN_RANGE,
+    TIME_ENCODINGS,
+    FeatureStats,
+    notes_to_features,
+    segment,
+    transpose_values,
+    value_to_pitch,
+)
 from bridge.errors import BridgeError
+from bridge.home_key import home_shift
 from bridge.midifile import TRACK_MODES, read_midi
 from bridge.progress import progress
 from training.datafile import DatasetFile, save_dataset
@@ -51,6 +61,7 @@ class BuildConfig:
     time_quantile: float = 0.995  # duration/delta scaling high (see FeatureStats.fit); 1.0: the maximum
     time_encoding: str = "linear"  # "log": scale log2(beats + 1/16) of durations and gaps (FeatureStats)
     pitch_gain: float = 1.0  # scaled pitch spans [-gain, gain]: gain**2 times the pitch SNR (FeatureStats)
+    home_key: bool = False  # move each segment to C major / A minor (FeatureStats.home_key)
     seed: int = 0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -115,7 +126,19 @@ def read_file(path: Path, config: BuildConfig) -> FileResult:
     ok = (segs[..., 1].max(axis=1) <= config.max_duration) & (segs[..., 2].max(axis=1) <= config.max_delta)
     if not ok.any():
         return FileResult(str(path), skip="threshold")
-    return FileResult(str(path), segments=segs[ok].astype(np.float32))
+    segs = segs[ok]
+    if config.home_key:
+        segs = to_home_key(segs, config.encoding)
+    return FileResult(str(path), segments=segs.astype(np.float32))
+
+
+def to_home_key(segments: np.ndarray, encoding: str) -> np.ndarray:
+    """Segments ``(k, L, 3)`` each moved by its own :func:`home_shift` (per segment, so a
+    modulating piece lands in C major / A minor section by section); returns a new array."""
+    out = np.array(segments, dtype=np.float64)
+    for seg in out:
+        seg[:, 0] = transpose_values(seg[:, 0], home_shift(value_to_pitch(seg[:, 0], encoding)), encoding)
+    return out
 
 
 def read_all(paths: Sequence[Path], config: BuildConfig, *, show_progress: bool = True) -> list[FileResult]:
@@ -181,8 +204,9 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
     if heldout.all():
         raise TrainingError("every segment fell in the held-out split; add files or lower --heldout")
     stats = FeatureStats.fit(
-        segments[~heldout], config.encoding, config.time_quantile, config.time_encoding, config.pitch_gain
-    )
+        segments[~heldout], config.encoding, config.time_quantile, config.time_encoding, config.pitch_gain,
+        config.home_key,
+    )  # fmt: skip
     files = np.array([_relative(r.path, root_of) for r in kept])
     meta = _meta(results, config, stats, segments, heldout, held)
     return DatasetFile(segments, file_id, heldout, files, meta)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
-from tiny_model import write_tiny_model
+from tiny_model import TINY_STATS, write_tiny_model
 
 from bridge.runtime import Denoiser, load_model
 
@@ -20,3 +21,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_denoiser(tiny_model_dir: Path) -> Denoiser:
     """The tiny model loaded on CPU, shared by the tests (calls are serialized by its lock)."""
     return load_model(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def home_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's twin whose card says it composes in C major / A minor (``home_key``)."""
+    stats = dataclasses.replace(TINY_STATS, home_key=True)
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny-home", stats=stats, name="tiny-home")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -135,3 +136,27 @@ def test_corpus_note_lengths_replace_the_blurred_dotted_eighths(tmp_path: Path) 
         durations = [n.duration for p in sorted((tmp_path / choice).glob("*.mid")) for n in _notes(p)]
         counts[choice] = sum(abs(d - 0.75) < 1e-6 for d in durations) / len(durations)
     assert counts["corpus"] < 0.05 < 0.15 < counts["grid"], counts
+
+
+def test_home_key_model_composes_in_c_and_moves_to_the_named_key(
+    tiny_model_dir: Path, home_model_dir: Path, tmp_path: Path
+) -> None:
+    """The two tiny models share one network, so the home-key one's D major is the other's C major, up 2."""
+    (plain,) = generate(_options(tiny_model_dir, n=1, key="C major"), tmp_path / "plain")
+    (home,) = generate(_options(home_model_dir, n=1, key="D major"), tmp_path / "home")
+    plain_notes, home_notes = _notes(plain), _notes(home)
+    assert [(n.onset, n.pitch + 2) for n in plain_notes] == [(n.onset, n.pitch) for n in home_notes]
+    assert all(n.pitch % 12 in parse_scale("D major") for n in home_notes)
+
+
+def test_home_key_model_continues_a_prompt_in_the_prompts_key(
+    tiny_model_dir: Path, home_model_dir: Path, tmp_path: Path
+) -> None:
+    e_major = [Note(i * 0.5, 64 + (0, 2, 4, 5, 7, 9, 11, 12)[i % 8], 0.5, 80) for i in range(8)]
+    write_midi(tmp_path / "e.mid", e_major)
+    write_midi(tmp_path / "c.mid", [dataclasses.replace(n, pitch=n.pitch - 4) for n in e_major])
+    (home,) = generate(_options(home_model_dir, n=1, prompt=str(tmp_path / "e.mid")), tmp_path / "home")
+    (plain,) = generate(_options(tiny_model_dir, n=1, prompt=str(tmp_path / "c.mid")), tmp_path / "plain")
+    home_notes = _notes(home)
+    assert [(n.onset, n.pitch) for n in home_notes[:8]] == [(n.onset, n.pitch) for n in e_major]
+    assert [n.pitch - 4 for n in home_notes] == [n.pitch for n in _notes(plain)]

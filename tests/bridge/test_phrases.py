@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,14 @@ def test_phrases_weigh_note_lengths_by_the_corpus_unless_told_not_to() -> None:
         ).notes]  # fmt: skip
         shares[corpus] = sum(abs(n.duration - 0.75) < 1e-6 for n in notes) / len(notes)
     assert shares[True] < 0.05 < 0.15 < shares[False], shares
+
+
+def test_home_key_model_plays_the_requested_key(tiny_denoiser: Denoiser, home_model_dir: Path) -> None:
+    """A home-key model's D minor is what the same network writes in A minor, moved up 5."""
+    home = ModelPhraseSource(load_model(home_model_dir, device="cpu"))
+    asked = home.generate(PhraseRequest(seed=4, steps=4, scale="D minor", low=48, high=84), None)
+    plain = ModelPhraseSource(tiny_denoiser).generate(
+        PhraseRequest(seed=4, steps=4, scale="A minor", low=48, high=84, transpose=5), None
+    )
+    assert asked.notes and asked.notes == plain.notes
+    assert all(n.pitch % 12 in parse_scale("D minor") for n in asked.notes)

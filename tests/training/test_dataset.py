@@ -15,6 +15,8 @@ import pytest
 
 from bridge.cli import main
 from bridge.codec import FeatureStats, Note
+from bridge.constraints import KEY_FIT_SCALES, best_key
+from bridge.home_key import HOME_TONICS
 from tests.midi_factory import random_notes, write_notes_file
 from training.datafile import DatasetFile, load_dataset, save_dataset
 from training.dataset import BuildConfig, build_dataset, choose_heldout, choose_heldout_segments, find_midi_files
@@ -250,6 +252,23 @@ def test_linear_encoding_stores_hertz(corpus: Corpus, built: tuple[dict, Dataset
     np.testing.assert_array_equal(data.heldout, log_data.heldout)
 
 
+def test_home_key_moves_each_segment_to_c_major_or_a_minor(
+    corpus: Corpus, built: tuple[dict, DatasetFile, Path], tmp_path: Path
+) -> None:
+    _, plain, _ = built
+    meta = build_dataset([corpus.root], tmp_path / "k.npz", replace(CONFIG, home_key=True), show_progress=False)
+    home = load_dataset(tmp_path / "k.npz")
+    assert meta["build"]["home_key"] and home.stats.home_key and not plain.stats.home_key
+    moves = home.segments[..., 0] - plain.segments[..., 0]  # whole semitones, one move per segment
+    np.testing.assert_array_equal(moves, np.repeat(moves[:, :1], L, axis=1))
+    assert set(np.unique(moves)) <= set(range(-6, 6)) and len(np.unique(moves)) > 1
+    for seg in home.segments:  # C major or A minor fits as well as any key (random notes tie often)
+        histogram = np.bincount(np.rint(seg[:, 0]).astype(int) % 12, minlength=12) / L
+        fits = [histogram[[(t + s) % 12 for s in KEY_FIT_SCALES[mode]]].sum() for mode, t in HOME_TONICS.items()]
+        assert max(fits) == pytest.approx(best_key(histogram)[2])
+    np.testing.assert_array_equal(home.segments[..., 1:], plain.segments[..., 1:])
+
+
 def test_find_midi_files(corpus: Corpus) -> None:
     found = find_midi_files([corpus.root, corpus.root / "a.mid"])  # a file also inside a folder counts once
     assert len(found) == corpus.found and found == sorted(found)
@@ -301,7 +320,7 @@ def test_interrupted_write_leaves_no_file(
 def test_cli_build_and_info(corpus: Corpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.npz"
     argv = ["dataset", "build", str(corpus.root), "--out", str(out), "--length", str(L), "--heldout", "0.3",
-            "--seed", "1", "--workers", "2", "--pitch-gain", "2.5"]  # fmt: skip
+            "--seed", "1", "--workers", "2", "--pitch-gain", "2.5", "--home-key"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     data = load_dataset(out)
@@ -313,7 +332,7 @@ def test_cli_build_and_info(corpus: Corpus, tmp_path: Path, capsys: pytest.Captu
     assert printed.splitlines()[0] == head
     assert json.loads(re.search(r"^skipped: (.*)$", printed, re.M).group(1)) == corpus.skipped  # type: ignore[union-attr]
     assert FeatureStats.from_dict(json.loads(re.search(r"^stats: (.*)$", printed, re.M).group(1))) == data.stats  # type: ignore[union-attr]
-    assert data.stats.pitch_gain == 2.5
+    assert data.stats.pitch_gain == 2.5 and data.stats.home_key
     assert f"\nsemitone: {data.stats.semitone:.9g} (scaled pitch units)\n" in printed
     assert main(["dataset", "info", str(out)]) == 0
     assert capsys.readouterr().out == printed
