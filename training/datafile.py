@@ -98,6 +98,11 @@ def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> Dat
             f"config {config.name} has model.chroma_semitone = {model.chroma_semitone:g} but one semitone of "
             f"{path} is {data.stats.semitone:.9g} scaled units; set it to that (0: no pitch-class input)"
         )
+    if data.stats.home_key and config.train.transpose:
+        raise TrainingError(
+            f"{path} holds every segment in C major / A minor (built with --home-key), and config {config.name}'s "
+            f"train.transpose = {config.train.transpose} would move them out of it; set train.transpose = 0"
+        )
     return data
 
 

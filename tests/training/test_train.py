@@ -149,6 +149,17 @@ def test_pitch_class_input_must_match_the_datasets_semitone(tmp_path: Path) -> N
     assert network.get_layer("pitch_chroma").semitone == pytest.approx(semitone)
 
 
+def test_home_key_data_refuses_transposition(tiny_data: Path, tmp_path: Path) -> None:
+    """Random shifts would undo --home-key: every segment must stay in C major / A minor."""
+    data = load_dataset(tiny_data)
+    stats = {**data.meta["stats"], "home_key": True}
+    save_dataset(tmp_path / "home.npz", dataclasses.replace(data, meta={**data.meta, "stats": stats}))
+    with pytest.raises(TrainingError, match=rf"train\.transpose = {TINY.train.transpose} would move them"):
+        train(TINY, tmp_path / "home.npz", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    train(TINY.replace_train(transpose=0, steps=2), tmp_path / "home.npz", tmp_path / "run")
+
+
 def test_batches_follow_the_step(tiny_data: Path) -> None:
     """The batch of step k is the same whether the pipeline starts at 0 or resumes at k."""
     data = load_dataset(tiny_data)
