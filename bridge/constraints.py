@@ -80,6 +80,12 @@ def best_key(histogram: np.ndarray) -> tuple[int, str, float]:
     return best
 
 
+def key_of(pitches: np.ndarray) -> tuple[int, str, float]:
+    """:func:`best_key` of MIDI ``pitches`` (any shape), counted note by note."""
+    p = np.asarray(pitches, dtype=np.int64).ravel()
+    return best_key(np.bincount(p % 12, minlength=12) / max(len(p), 1))
+
+
 @dataclass(frozen=True)
 class PitchConstraint:
     """Allowed pitches: those of ``pitch_classes`` (0 = C) within ``low`` .. ``high`` (MIDI, inclusive).
@@ -250,7 +256,7 @@ class Projection:
     def _key_projection(self, piece: np.ndarray) -> PitchProjection:
         """Fit the best key on one piece's current x0 ``(L, 3)`` and keep to it."""
         pitches = value_to_pitch(self.stats.unscale(piece)[:, 0], self.stats.encoding)
-        tonic, mode, _ = best_key(np.bincount(pitches % 12, minlength=12) / max(len(pitches), 1))
+        tonic, mode, _ = key_of(pitches)
         self._chosen.append((tonic, mode))
         classes = frozenset((tonic + step) % 12 for step in KEY_KEEP_SCALES[mode])
         return dataclasses.replace(self.constraint, pitch_classes=classes, auto_key=False).pitch_projection(self.stats)

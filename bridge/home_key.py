@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bridge.codec import FeatureStats, transpose_values, value_to_pitch
-from bridge.constraints import MODES, PitchConstraint, best_key
+from bridge.constraints import MODES, PitchConstraint, key_of
 
 HOME_TONICS = {"major": 0, "minor": 9}  # C major and A minor: both keys share the white keys
 HOME_SCALE = frozenset(MODES["major"])
@@ -20,8 +20,7 @@ HOME_SCALE = frozenset(MODES["major"])
 
 def home_shift(pitches: np.ndarray) -> int:
     """Semitones (-6 .. 5) that move the best-fitting key of MIDI ``pitches`` to C major or A minor."""
-    p = np.asarray(pitches, dtype=np.int64)
-    tonic, mode, _ = best_key(np.bincount(p % 12, minlength=12) / max(len(p), 1))
+    tonic, mode, _ = key_of(pitches)
     return (HOME_TONICS[mode] - tonic + 6) % 12 - 6
 
 
