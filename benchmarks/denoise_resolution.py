@@ -29,24 +29,31 @@ import logging
 import numpy as np
 
 from bridge.codec import FeatureStats, value_to_pitch
-from bridge.constraints import KEY_FIT_SCALES, best_key
-from bridge.runtime import load_model
+from bridge.constraints import KEY_FIT_SCALES, key_of
+from bridge.runtime import Denoiser, load_model
 from training.datafile import load_dataset
 
 TIMESTEPS = (1, 2, 5, 20, 50, 100, 200, 400)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def model_and_heldout(description: str, argv: list[str] | None, segments: int) -> tuple[Denoiser, np.ndarray]:
+    """The benchmarks' common arguments (--data, --model, --segments) -> the model on CPU and the
+    first held-out segments scaled for it, ``(N, 1, L, 3)`` (times clipped at the scaled high)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", required=True, help="a dataset .npz (its held-out segments are used)")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--segments", type=int, default=64)
+    parser.add_argument("--segments", type=int, default=segments)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     denoiser = load_model(args.model, "cpu")
-    stats, alpha_bars = denoiser.card.stats, denoiser.card.schedule.alpha_bars
-    x0 = stats.scale(load_dataset(args.data).heldout_segments[: args.segments])[:, None]
+    x0 = denoiser.card.stats.scale(load_dataset(args.data).heldout_segments[: args.segments])[:, None]
     np.minimum(x0[..., 1:], 1.0, out=x0[..., 1:])
+    return denoiser, x0
+
+
+def main(argv: list[str] | None = None) -> None:
+    denoiser, x0 = model_and_heldout(__doc__.splitlines()[0], argv, 64)
+    stats, alpha_bars = denoiser.card.stats, denoiser.card.schedule.alpha_bars
     notes = np.array([[60.0, 0.5, 0.5], [61.0, 1.0, 1.0]])
     step = np.abs(np.diff(stats.scale(notes), axis=0))[0]
     print(f"lattice step (scaled): semitone {step[0]:.4f}, eighth-to-quarter duration {step[1]:.4f}, gap {step[2]:.4f}")
@@ -86,7 +93,7 @@ def key_masks(clean: np.ndarray, stats: FeatureStats) -> np.ndarray:
     """``(N, 12)`` bool: the pitch classes of each clean segment's best key (as the auto key fits it)."""
     masks = np.zeros((len(clean), 12), dtype=bool)
     for mask, classes in zip(masks, _pitch_classes(clean, stats), strict=True):
-        tonic, mode, _ = best_key(np.bincount(classes, minlength=12) / len(classes))
+        tonic, mode, _ = key_of(classes)
         mask[[(tonic + step) % 12 for step in KEY_FIT_SCALES[mode]]] = True
     return masks
 

@@ -3,41 +3,29 @@
     python benchmarks/path_key.py --data data/classical.npz [--model weights/default] [--segments 32]
 
 Held-out segments are noised to timestep t0 and taken back to t = 0 by the model's own ancestral
-sampler (DDPM, every timestep, no key projection). Below some t0 the noised music still carries
+sampler (DDPM, every timestep from t0, no key projection). Below some t0 the noised music still carries
 its key and a model that knows keys keeps it; from pure noise (t0 = T - 1) the model must find one.
 For each t0 it prints the share of notes in the original segment's key, and in the best-fitting
-key of the result itself (scale consistency), beside the clean segments' own shares. The t0
+key of the result itself (scale consistency), beside the clean segments' share. The t0
 where these fall toward 0.66 (the share of a random pitch set) is where the model stops holding a key.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-
 import numpy as np
-from denoise_resolution import in_key_share, key_masks
+from denoise_resolution import in_key_share, key_masks, model_and_heldout
 
-from bridge.runtime import Denoiser, load_model
-from training.datafile import load_dataset
+from bridge.runtime import Denoiser
+from bridge.samplers import make_sampler
 
 START_TIMESTEPS = (5, 20, 50, 100, 200, 400, 999)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="a dataset .npz (its held-out segments are used)")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--segments", type=int, default=32)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    denoiser = load_model(args.model, "cpu")
+    denoiser, x0 = model_and_heldout(__doc__.splitlines()[0], argv, 32)
     stats = denoiser.card.stats
-    x0 = stats.scale(load_dataset(args.data).heldout_segments[: args.segments])[:, None]
-    np.minimum(x0[..., 1:], 1.0, out=x0[..., 1:])
-    keys = key_masks(x0[:, 0], stats)
-    print(f"clean segments: {in_key_share(x0[:, 0], keys, stats):.3f} in their key, "
-          f"{in_key_share(x0[:, 0], key_masks(x0[:, 0], stats), stats):.3f} in their own best key")  # fmt: skip
+    keys = key_masks(x0[:, 0], stats)  # each clean segment's own best key
+    print(f"clean segments: {in_key_share(x0[:, 0], keys, stats):.3f} of notes in their key")
     print(f"{'t0':>5}  in the segment's key  in the result's own best key")
     rng = np.random.default_rng(0)
     for t0 in START_TIMESTEPS:
@@ -47,16 +35,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def sample_down(denoiser: Denoiser, x0: np.ndarray, t0: int, rng: np.random.Generator) -> np.ndarray:
-    """``x0`` ``(N, 1, L, 3)`` noised to ``t0``, then DDPM ancestral steps to 0; returns ``(N, L, 3)``."""
+    """``x0`` ``(N, 1, L, 3)`` noised to ``t0``, then the DDPM sampler's steps from there to 0: ``(N, L, 3)``."""
     schedule = denoiser.card.schedule
-    betas, alphas, alpha_bars = schedule.betas, schedule.alphas, schedule.alpha_bars
-    x = np.sqrt(alpha_bars[t0]) * x0 + np.sqrt(1.0 - alpha_bars[t0]) * rng.standard_normal(x0.shape)
+    sampler = make_sampler("ddpm", denoiser.card)
+    sampler.set_timesteps(schedule.steps)
+    x = schedule.add_noise(x0, rng.standard_normal(x0.shape, dtype=np.float32), np.full(len(x0), t0))
+    timestep = np.empty(len(x0), np.float32)
     for t in range(t0, -1, -1):
-        eps = denoiser(x.astype(np.float32), np.full(len(x), t, np.float32))
-        x = (x - betas[t] / np.sqrt(1.0 - alpha_bars[t]) * eps) / np.sqrt(alphas[t])
-        if t:
-            variance = betas[t] * (1.0 - alpha_bars[t - 1]) / (1.0 - alpha_bars[t])
-            x += np.sqrt(variance) * rng.standard_normal(x.shape)
+        timestep.fill(t)
+        x = sampler.step(denoiser(x, timestep), t, x, rng).prev_sample
     return x[:, 0]
 
 
