@@ -160,8 +160,7 @@ class ModelPhraseSource:
             constraint=constraint.moved(-offset),
             prompt=move_prompt(prompt, -offset, card.stats.encoding),
         )[0]
-        options = dataclasses.replace(self._decode_options(request), transpose=request.transpose + offset)
-        notes = decode_one(scaled, card.stats, options, rng=np.random.default_rng(seed))
+        notes = decode_one(scaled, card.stats, self._decode_options(request, offset), rng=np.random.default_rng(seed))
         return _after_prime(notes, len(prompt), request) if prompt is not None else notes
 
     @staticmethod
@@ -171,10 +170,11 @@ class ModelPhraseSource:
         return PitchConstraint.parse(request.scale, low, high, grid=request.grid, corpus_lengths=request.corpus_lengths)
 
     @staticmethod
-    def _decode_options(request: PhraseRequest) -> DecodeOptions:
+    def _decode_options(request: PhraseRequest, offset: int) -> DecodeOptions:
+        """The request's decoding, moved ``offset`` more semitones (a home-key model's move to the key asked)."""
         return DecodeOptions(
             grid=request.grid,
-            transpose=request.transpose,
+            transpose=request.transpose + offset,
             low=request.low,
             high=request.high,
             velocity=request.velocity,
