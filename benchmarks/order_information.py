@@ -12,7 +12,8 @@ The evaluation table compares samples with real music, so a failed order-sensiti
    scores the same shuffled has learned a per-piece pitch histogram and no voice leading.
 2. **Tonal hierarchy.** The mean pitch-class histogram with each piece rotated to its best key's tonic
    (so 0 is the tonic, 7 the dominant), per mode, for the reference and the samples, and the total
-   variation distance between them, and the mean share of notes in the best key's scale. Shuffling
+   variation distance between them, the mean share of notes in the best key's scale, and the
+   pitch-class entropy's mean and spread over pieces (how alike the pieces are). Shuffling
    keeps this histogram, so a model that loses to the shuffled baseline with no order information
    loses here. Run on samples made with ``--key none`` it shows what the network itself knows of
    keys, with no projection to help it.
@@ -30,7 +31,7 @@ import numpy as np
 from bridge.codec import Note
 from evaluation.baselines import shuffled_pitches
 from evaluation.compare import evaluate
-from evaluation.metrics import best_key, pitch_class_histogram, scale_consistency
+from evaluation.metrics import best_key, pitch_class_entropy, pitch_class_histogram, scale_consistency
 from evaluation.report import MetricScore
 from evaluation.sources import PieceSet, load_pieces
 
@@ -76,6 +77,9 @@ def _print_profiles(samples: list[list[Note]], reference: PieceSet) -> None:
             print(f"{mode} {label:<9}{count:>4} " + "".join(f"{v:6.3f}" for v in profile) + f"  {tv:.3f}")
     in_key = [np.mean([scale_consistency(p) for p in pieces if p]) for pieces in (reference.pieces, samples)]
     print(f"share of notes in the best key's scale: reference {in_key[0]:.3f}, sample {in_key[1]:.3f}")
+    entropy = [np.array([pitch_class_entropy(p) for p in pieces if p]) for pieces in (reference.pieces, samples)]
+    spread = [f"{e.mean():.2f} ± {e.std():.2f}" for e in entropy]
+    print(f"pitch-class entropy (bits), mean ± sd over pieces: reference {spread[0]}, sample {spread[1]}")
 
 
 def main(argv: list[str] | None = None) -> None:
