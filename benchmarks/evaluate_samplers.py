@@ -25,7 +25,7 @@ import numpy as np
 
 from bridge.card import read_card, write_card
 from bridge.codec import Note, value_to_pitch
-from bridge.constraints import PitchConstraint, best_key
+from bridge.constraints import PitchConstraint, key_of
 from bridge.decoding import DecodeOptions, decode
 from bridge.runtime import Denoiser, load_model
 from bridge.samplers import make_sampler, sample
@@ -59,7 +59,7 @@ def to_notes(denoiser: Denoiser, scaled: np.ndarray, grid: float | None) -> list
 def in_key_share(denoiser: Denoiser, scaled: np.ndarray) -> float:
     """Share of notes inside the best-fitting major/minor key of their own piece (before any snap)."""
     pitches = value_to_pitch(denoiser.card.stats.unscale(scaled)[..., 0], denoiser.card.stats.encoding)
-    shares = [best_key(np.bincount(p % 12, minlength=12) / len(p))[2] for p in pitches]
+    shares = [key_of(p)[2] for p in pitches]
     return float(np.mean(shares))
 
 
