@@ -24,12 +24,13 @@ from bridge.schedule import NoiseSchedule
 CARD_FILE = "model.json"
 FORMAT_VERSION = 1
 PREDICTIONS = ("epsilon", "v")
+MAX_GUIDANCE = 10.0  # a bound against typos: the weights that helped here lie near 1 (docs/evaluation.md)
 CARD_KEYS = (
     "format_version", "name", "model_file", "sha256", "opset", "inputs", "outputs", "length",
     "features", "stats", "schedule", "prediction", "parameters", "training", "parity",
-    "variants", "evaluation", "note_lengths",
+    "variants", "evaluation", "note_lengths", "guide",
 )
-OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths")
+OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,32 @@ class TensorSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class GuideRef:
+    """A weaker model of the same data in a subfolder, and how far each step moves away from it
+    (autoguidance: :mod:`bridge.guidance`)."""
+
+    folder: str
+    weight: float
+
+    def __post_init__(self) -> None:
+        if Path(self.folder).name != self.folder or self.folder in ("", ".", ".."):
+            raise BridgeError(f"guide folder must be a folder name inside the model folder, got {self.folder!r}")
+        if not 0.0 <= self.weight <= MAX_GUIDANCE:
+            raise BridgeError(f"guidance weight must lie in 0 .. {MAX_GUIDANCE:g}, got {self.weight!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuideRef:
+        """Parse ``{"folder": "guide", "weight": 1.0}``."""
+        if not isinstance(data, dict) or set(data) != {"folder", "weight"}:
+            raise BridgeError(f"guide must have 'folder' and 'weight' only, got {data!r}")
+        return cls(str(data["folder"]), float(data["weight"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"folder": self.folder, "weight": self.weight}
 
 
 def network_io(length: int) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
@@ -80,6 +107,7 @@ class ModelCard:
     variants: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
     note_lengths: NoteLengths | None = None  # the training corpus's, for the rhythm grid
+    guide: GuideRef | None = None  # a weaker model for autoguidance, off unless present
 
     def __post_init__(self) -> None:
         _check_version(self.format_version)
@@ -143,6 +171,8 @@ class ModelCard:
             )
             if "note_lengths" in data:
                 fields["note_lengths"] = NoteLengths.from_dict(data["note_lengths"])
+            if "guide" in data:
+                fields["guide"] = GuideRef.from_dict(data["guide"])
         except BridgeError as exc:
             raise BridgeError(f"model card: {exc}; update diffusion-composer or re-export the model") from exc
         except (TypeError, ValueError, AttributeError) as exc:
@@ -174,7 +204,7 @@ class ModelCard:
         for key in OPTIONAL_KEYS:
             value = getattr(self, key)
             if value is not None:
-                out[key] = value.to_dict() if isinstance(value, NoteLengths) else value
+                out[key] = value.to_dict() if isinstance(value, (NoteLengths, GuideRef)) else value
         return out
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "export.commands",
     "bridge.generate_commands",
     "bridge.serve_commands",
+    "bridge.guide_commands",
     "evaluation.commands",
 )
 

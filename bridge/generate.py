@@ -57,6 +57,7 @@ class GenerateOptions:
     channel: int = 0
     device: str = "auto"
     precision: str = "auto"  # see bridge.runtime.PRECISIONS
+    guidance: float | None = None  # autoguidance weight; None: the card's (see bridge.guidance)
 
     def __post_init__(self) -> None:
         checks = {
@@ -88,12 +89,13 @@ def generate(
     """
     out = _prepare(Path(out_dir), force)
     options = dataclasses.replace(options, seed=_resolve_seed(options.seed))
-    denoiser = load_model(options.model, options.device, precision=options.precision)
+    denoiser = load_model(options.model, options.device, precision=options.precision, guidance=options.guidance)
     if expect_sha256 not in (None, denoiser.card.sha256):
         raise BridgeError(
             f"model {denoiser.model_dir} is not the one these samples were made with (its checksum differs); "
             "pass --model with the original model folder"
         )
+    options = dataclasses.replace(options, guidance=denoiser.guidance)  # the record names the weight used
     prompt = _prompt(options, denoiser)
     paths, files = [], []
     with progress(options.n, "composing") as advance:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from fractions import Fraction
@@ -40,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime device")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
                    help="auto: the model's fp16 graph on CUDA, fp32 on CPU")
+    p.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="autoguidance weight when the model carries a guide (default: the card's; 0: off)")
     p.add_argument("--from", dest="record", default=None, metavar="samples.json",
                    help="make the pieces of an earlier samples.json again (other options are ignored)")
     p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
@@ -64,8 +67,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.record:
         options, sha256 = read_record(args.record)
     else:
-        fields = ("n", "model", "sampler", "steps", "seed", "prompt", "notes", "bpm", "key", "low", "high", "grid",
-                  "note_lengths", "transpose", "velocity", "program", "channel", "device", "precision")  # fmt: skip
+        fields = [f.name for f in dataclasses.fields(GenerateOptions)]  # each option has its flag
         options, sha256 = GenerateOptions(**{f: getattr(args, f) for f in fields}), None
     paths = generate(options, args.out, force=args.force, expect_sha256=sha256)
     for path in paths:

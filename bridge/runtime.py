@@ -24,6 +24,7 @@ import onnxruntime as ort
 import weights
 from bridge.card import CARD_FILE, ModelCard, read_card, verify_checksum
 from bridge.errors import BridgeError
+from bridge.guidance import check_guide, guidance_weight
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,19 @@ class Denoiser:
 
     Inputs and output are bound once per batch size (IO binding) and reused every step; on
     CUDA they live on the GPU. Calls are serialized by a lock, so one Denoiser may be shared
-    between threads.
+    between threads. With a ``guide`` and a ``guidance`` weight above 0, every call is
+    autoguided (:mod:`bridge.guidance`).
     """
 
     def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str,
-                 precision: str = "fp32") -> None:  # fmt: skip
+                 precision: str = "fp32", *, guide: Denoiser | None = None, guidance: float = 0.0) -> None:  # fmt: skip
         self.session = session
         self.card = card
         self.model_dir = model_dir
         self.device = device
         self.precision = precision
+        self.guide = guide
+        self.guidance = guidance if guide is not None else 0.0
         self._buffers: dict[int, _Buffers] = {}
         self._lock = threading.Lock()
 
@@ -153,7 +157,10 @@ class Denoiser:
             buffers = self._buffers.get(batch)
             if buffers is None:
                 buffers = self._buffers[batch] = _Buffers.allocate(self.session, batch, self.length, self.device)
-            return buffers.run(self.session, sample, timestep)
+            prediction = buffers.run(self.session, sample, timestep)
+        if self.guide is not None and self.guidance:
+            prediction += self.guidance * (prediction - self.guide(sample, timestep))
+        return prediction
 
     def _check_inputs(self, sample: np.ndarray, timestep: np.ndarray) -> int:
         """The batch size, after checking shapes against the card and timesteps against the schedule."""
@@ -218,11 +225,13 @@ def load_model(
     *,
     threads: int | None = None,
     precision: str = "auto",
+    guidance: float | None = None,
 ) -> Denoiser:
     """Load a model folder (path, or name under ``weights/``; None: the default) on ``device``.
 
     Verifies the card and the checksum of the graph it runs, checks the graph against the card,
     and logs one line saying which device and precision run it (``precision``: see PRECISIONS).
+    ``guidance``: the autoguidance weight; None takes the card's, 0 turns the guide off.
     """
     if device not in DEVICES:
         raise BridgeError(f"device {device!r} is unknown; use one of {', '.join(DEVICES)}")
@@ -243,7 +252,22 @@ def load_model(
     precision = "fp16" if half else "fp32"
     log.info("model %r (%s) runs on %s in %s, onnxruntime %s%s", card.name, directory, where, precision,
              ort.__version__, note)  # fmt: skip
-    return Denoiser(session, card, directory, used, precision)
+    weight = guidance_weight(card, guidance)
+    guide = _load_guide(card, directory, used, threads, weight) if weight else None
+    return Denoiser(session, card, directory, used, precision, guide=guide, guidance=weight)
+
+
+def _load_guide(card: ModelCard, directory: Path, device: str, threads: int | None, weight: float) -> Denoiser:
+    """The guide named by ``card``, on the device the model itself runs on."""
+    assert card.guide is not None
+    folder = directory / card.guide.folder
+    if not (folder / CARD_FILE).is_file():
+        raise BridgeError(f"{folder} is missing (the card of {card.name!r} names it as its guide); "
+                          "attach the guide again with 'dmc guide' or use --guidance 0")  # fmt: skip
+    guide = load_model(folder, device, threads=threads, guidance=0.0)
+    check_guide(card, guide.card)
+    log.info("guided by %r at weight %g (autoguidance)", guide.card.name, weight)
+    return guide
 
 
 def model_files(card: ModelCard, directory: Path, precision: str) -> dict[str, Path]:

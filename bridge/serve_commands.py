@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     serve.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
                        help="auto: the model's fp16 graph on CUDA, fp32 on CPU")
+    serve.add_argument("--guidance", type=float, default=None, metavar="W",
+                       help="autoguidance weight when the model carries a guide (default: the card's; 0: off)")
     serve.add_argument("--api", choices=API_CHOICES, default="auto", help="MIDI system (auto: CoreMIDI, "
                        "Windows MM, JACK when its server runs, else ALSA)")
     serve.add_argument("--port-name", default=None, help="output port name (default 'Diffusion Composer')")
@@ -106,7 +108,7 @@ def serve_command(args: argparse.Namespace) -> int:
         control_path=args.socket,
         settings_path=settings_path,
     )
-    source = _phrase_source(args.model, args.device, args.precision)
+    source = _phrase_source(args.model, args.device, args.precision, args.guidance)
     with (
         Daemon(source, settings, options) as daemon,
         stop_on_signals(daemon),
@@ -127,7 +129,7 @@ def _hotkeys(spec: str | None, daemon: Any) -> contextlib.AbstractContextManager
     return HotkeyListener(parse_hotkeys(spec), actions)
 
 
-def _phrase_source(model: str | None, device: str, precision: str) -> PhraseSource:
+def _phrase_source(model: str | None, device: str, precision: str, guidance: float | None) -> PhraseSource:
     """The arpeggio demo for ``--model none``, else the model, warmed up and its step time measured."""
     from bridge.phrases import ArpeggioSource, ModelPhraseSource
 
@@ -135,7 +137,7 @@ def _phrase_source(model: str | None, device: str, precision: str) -> PhraseSour
         return ArpeggioSource()
     from bridge.runtime import load_model
 
-    source = ModelPhraseSource(load_model(model, device, precision=precision))
+    source = ModelPhraseSource(load_model(model, device, precision=precision, guidance=guidance))
     source.warm_up()
     return source
 

@@ -93,11 +93,13 @@ def write_tiny_model(
     schedule: NoiseSchedule | None = None,
     stats: FeatureStats = TINY_STATS,
     name: str = "tiny",
+    mean: Sequence[float] = TINY_MEAN,
+    std: Sequence[float] = TINY_STD,
 ) -> Path:
     """Write ``directory/model.onnx`` and a valid ``model.json``; returns ``directory``."""
     schedule = schedule or NoiseSchedule()
     directory.mkdir(parents=True, exist_ok=True)
-    onnx.save(gaussian_denoiser(schedule, length, prediction=prediction), directory / "model.onnx")
+    onnx.save(gaussian_denoiser(schedule, length, prediction=prediction, mean=mean, std=std), directory / "model.onnx")
     card = ModelCard(
         name=name,
         sha256=sha256_file(directory / "model.onnx"),
@@ -105,7 +107,7 @@ def write_tiny_model(
         stats=stats,
         schedule=schedule,
         prediction=prediction,
-        training={"config": "gaussian", "steps": 0, "dataset": {"mean": list(TINY_MEAN), "std": list(TINY_STD)}},
+        training={"config": "gaussian", "steps": 0, "dataset": {"mean": list(mean), "std": list(std)}},
         parity={"max_abs": 0.0, "batches": [1], "timesteps": [0]},
     )
     write_card(directory, card)
