@@ -4,6 +4,7 @@
 
 The reference is DDPM over all T steps on the same ONNX model; with ``--run`` (TensorFlow and
 a training run), also the Keras network in the same DDPM loop, the seed's way of sampling.
+A model that carries a guide (autoguidance) is timed without it, and with it in extra rows.
 Keras' full loop is timed over ``--reference-steps`` steps and scaled to T (the table says so).
 """
 
@@ -82,12 +83,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    denoiser = load_model(args.model, args.device)
+    denoiser = load_model(args.model, args.device, guidance=0)
+    guided = load_model(args.model, args.device) if denoiser.card.guide is not None else None
     steps_total = denoiser.card.schedule.steps
     print(f"\nmodel {denoiser.card.name!r}, L = {denoiser.length}, T = {steps_total}, device {denoiser.device}")
     print(f"\n{'ms per step':<24}" + "".join(f"{f'batch {b}':>12}" for b in BATCHES))
     onnx_step = {b: ms_per_step(denoiser, b, 50, args.repeats) for b in BATCHES}
     print(f"{'onnxruntime':<24}" + "".join(f"{onnx_step[b]:>12.3f}" for b in BATCHES))
+    if guided is not None:
+        guided_step = {b: ms_per_step(guided, b, 50, args.repeats) for b in BATCHES}
+        print(f"{'onnxruntime + guide':<24}" + "".join(f"{guided_step[b]:>12.3f}" for b in BATCHES))
     keras = keras_denoiser(args.run, denoiser.card) if args.run else None
     if keras is not None:
         keras_step = {b: ms_per_step(keras, b, args.reference_steps, 1) for b in BATCHES}
@@ -101,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, steps in PHRASES:
         label = f"{name}-{steps or steps_total}"
         rows.append((label, phrase_seconds(denoiser, name, steps, 1 if name == "ddpm" else args.repeats)))
+    if guided is not None:
+        rows.append(("dpm++-20 + guide", phrase_seconds(guided, "dpm++", 20, args.repeats)))
     reference = rows[0][1]
     for label, seconds in rows:
         print(f"{label:<24}{seconds:>12.4f}{seconds / BEAT_S:>12.3f}{reference / seconds:>11.1f}x")
