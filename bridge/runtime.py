@@ -237,10 +237,17 @@ def load_model(
         raise BridgeError(f"device {device!r} is unknown; use one of {', '.join(DEVICES)}")
     if precision not in PRECISIONS:
         raise BridgeError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
-    directory = resolve_model_dir(name_or_path)
+    model = _open(resolve_model_dir(name_or_path), device, session_options(threads), precision)
+    weight = guidance_weight(model.card, guidance)
+    if weight:
+        model.guide, model.guidance = _load_guide(model, weight), weight
+    return model
+
+
+def _open(directory: Path, device: str, options: ort.SessionOptions, precision: str) -> Denoiser:
+    """The model folder's graph in a session on ``device``, checked against its card, unguided."""
     card = read_card(directory)
     files = model_files(card, directory, precision)
-    options = session_options(threads)
     session, note = _create_session(files, device, options)
     used = "cuda" if session.get_providers()[0] == CUDA_PROVIDER else "cpu"
     model = files[used]
@@ -252,20 +259,22 @@ def load_model(
     precision = "fp16" if half else "fp32"
     log.info("model %r (%s) runs on %s in %s, onnxruntime %s%s", card.name, directory, where, precision,
              ort.__version__, note)  # fmt: skip
-    weight = guidance_weight(card, guidance)
-    guide = _load_guide(card, directory, used, threads, weight) if weight else None
-    return Denoiser(session, card, directory, used, precision, guide=guide, guidance=weight)
+    return Denoiser(session, card, directory, used, precision)
 
 
-def _load_guide(card: ModelCard, directory: Path, device: str, threads: int | None, weight: float) -> Denoiser:
-    """The guide named by ``card``, on the device the model itself runs on."""
-    assert card.guide is not None
-    folder = directory / card.guide.folder
+def _load_guide(model: Denoiser, weight: float) -> Denoiser:
+    """The guide named by ``model``'s card, on the model's device, in one thread.
+
+    The guide is a small part of each step's work; a second pool of threads would spin between
+    runs and take the cores from the model (measured: benchmarks/sampling.py, README).
+    """
+    assert model.card.guide is not None
+    folder = model.model_dir / model.card.guide.folder
     if not (folder / CARD_FILE).is_file():
-        raise BridgeError(f"{folder} is missing (the card of {card.name!r} names it as its guide); "
+        raise BridgeError(f"{folder} is missing (the card of {model.card.name!r} names it as its guide); "
                           "attach the guide again with 'dmc guide' or use --guidance 0")  # fmt: skip
-    guide = load_model(folder, device, threads=threads, guidance=0.0)
-    check_guide(card, guide.card)
+    guide = _open(folder, model.device, session_options(1), "auto")
+    check_guide(model.card, guide.card)
     log.info("guided by %r at weight %g (autoguidance)", guide.card.name, weight)
     return guide
 
