@@ -255,7 +255,8 @@ def _open(directory: Path, device: str, options: ort.SessionOptions, precision: 
     if half:  # read_card checked model.onnx; the variant has its own checksum
         verify_checksum(model, card.variants["fp16"]["sha256"], directory / CARD_FILE)  # type: ignore[index]
     _check_graph(session, card, model)
-    where = "CUDA" if used == "cuda" else f"CPU ({options.intra_op_num_threads} threads)"
+    threads = options.intra_op_num_threads
+    where = "CUDA" if used == "cuda" else f"CPU ({threads} thread{'' if threads == 1 else 's'})"
     precision = "fp16" if half else "fp32"
     log.info("model %r (%s) runs on %s in %s, onnxruntime %s%s", card.name, directory, where, precision,
              ort.__version__, note)  # fmt: skip

@@ -8,12 +8,14 @@ a Gaussian with mean ``m + w (m - m_guide)`` and the same spread. Sampling must 
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from tiny_model import TINY_MEAN, TINY_STD, write_tiny_model
 
+import weights
 from bridge.card import CARD_FILE, GuideRef, ModelCard, read_card
 from bridge.cli import main
 from bridge.errors import BridgeError
@@ -140,3 +142,15 @@ def test_cli_attaches_generates_with_the_recorded_weight_and_removes(
     assert main(["guide", str(model), "--remove"]) == 0
     assert read_card(model).guide is None
     assert main(["guide", str(model)]) == 2  # neither a guide nor --remove
+
+
+def test_the_shipped_default_is_guided_and_ships_its_guide() -> None:
+    """The default's guide loads at the card's weight, and pyproject's package data carries its files."""
+    default = weights.model_dir("default")
+    model = load_model("default", "cpu")
+    assert model.guide is not None and model.guidance == read_card(default).guide.weight > 0
+    patterns = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["weights"]  # fmt: skip
+    packaged = {path for pattern in patterns for path in default.parent.glob(pattern)}  # setuptools' globbing
+    shipped = {path for path in default.rglob("*") if path.suffix in (".onnx", ".json")}
+    assert default / GUIDE_FOLDER / CARD_FILE in shipped and shipped <= packaged
