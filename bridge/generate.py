@@ -143,7 +143,8 @@ def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, str]:
     """The options and model checksum of a ``samples.json``, to make its pieces again identically."""
     try:
         data = json.loads(Path(record).read_text(encoding="utf-8"))
-        return GenerateOptions.from_dict(data["options"]), str(data["model"]["sha256"])
+        options = {"guidance": 0.0} | data["options"]  # records from before autoguidance were made without it
+        return GenerateOptions.from_dict(options), str(data["model"]["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BridgeError(f"cannot read {record} as a {SAMPLES_FILE}: {exc}") from exc
 
@@ -172,9 +173,11 @@ def _prompt(options: GenerateOptions, denoiser: Denoiser) -> np.ndarray | None:
 
 
 def _write_record(out: Path, options: GenerateOptions, denoiser: Denoiser, files: list[dict[str, Any]]) -> None:
+    guide = denoiser.guide
     record = {
         "version": SAMPLES_VERSION,
         "model": {"name": denoiser.card.name, "path": str(denoiser.model_dir), "sha256": denoiser.card.sha256},
+        "guide": None if guide is None else {"name": guide.card.name, "sha256": guide.card.sha256},
         "device": denoiser.device,
         "precision": denoiser.precision,
         "options": dataclasses.asdict(options),

@@ -19,6 +19,7 @@ import weights
 from bridge.card import CARD_FILE, GuideRef, ModelCard, read_card
 from bridge.cli import main
 from bridge.errors import BridgeError
+from bridge.generate import read_record
 from bridge.guidance import GUIDE_FOLDER, attach_guide, detach_guide
 from bridge.runtime import load_model
 from bridge.samplers import make_sampler, sample
@@ -154,3 +155,20 @@ def test_the_shipped_default_is_guided_and_ships_its_guide() -> None:
     packaged = {path for pattern in patterns for path in default.parent.glob(pattern)}  # setuptools' globbing
     shipped = {path for path in default.rglob("*") if path.suffix in (".onnx", ".json")}
     assert default / GUIDE_FOLDER / CARD_FILE in shipped and shipped <= packaged
+
+
+def test_a_record_from_before_guidance_makes_its_pieces_again_unguided(
+    model_and_guide: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, guide = model_and_guide
+    attach_guide(model, guide, 1.0)
+    unguided = ["--model", str(model), "--n", "1", "--seed", "3", "--guidance", "0"]
+    assert main(["generate", str(tmp_path / "old"), *unguided]) == 0
+    record_path = tmp_path / "old" / "samples.json"
+    record = json.loads(record_path.read_text())
+    assert record["guide"] is None
+    del record["options"]["guidance"], record["guide"]  # as written before autoguidance existed
+    record_path.write_text(json.dumps(record))
+    assert read_record(record_path)[0].guidance == 0
+    assert main(["generate", str(tmp_path / "again"), "--from", str(record_path)]) == 0
+    assert (tmp_path / "again" / "sample-1.mid").read_bytes() == (tmp_path / "old" / "sample-1.mid").read_bytes()
