@@ -79,10 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=96, help="pieces per sampler")
     parser.add_argument("--json", default=None, help="write every report here")
+    parser.add_argument("--guidance", type=float, default=None, help="autoguidance weight (default: the card's)")
     parser.add_argument("--card", action="store_true", help="store the default sampler's summary in the model card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    denoiser = load_model(args.model, "cpu")
+    denoiser = load_model(args.model, "cpu", guidance=args.guidance)
     reference = load_pieces(args.reference, split="heldout", length=denoiser.length).pieces
     constraint = PitchConstraint.parse("auto", 21, 108, grid=GRID)
     reports: dict[str, dict] = {}
@@ -93,14 +94,15 @@ def main(argv: list[str] | None = None) -> None:
         print(row(label, report, extra), flush=True)
         return report
 
-    print(f"model {denoiser.card.name!r}: {args.n} pieces per row against {len(reference)} held-out segments\n")
+    guided = f", guided at {denoiser.guidance:g}" if denoiser.guidance else ""
+    print(f"model {denoiser.card.name!r}{guided}: {args.n} pieces per row against {len(reference)} held-out segments\n")
     print(header("sampler (auto key, grid)") + "  s/piece")
     for name, steps in SAMPLERS:
         scaled, seconds = generate(denoiser, name, steps, args.n, constraint)
         report = score(f"{name}-{steps or denoiser.card.schedule.steps}", scaled, GRID, f"{seconds:.3f}")
         if (name, steps) == DEFAULT:
             default_summary = {"sampler": f"{name}-{steps}", "constraint": "auto key, 1/4-beat grid, corpus lengths",
-                               "pieces": args.n, **report.summary()}  # fmt: skip
+                               "guidance": denoiser.guidance, "pieces": args.n, **report.summary()}  # fmt: skip
 
     print("\n" + header("dpm++-20: constraint") + "  in-key before snap")
     raw, _ = generate(denoiser, "dpm++", 20, args.n, None)

@@ -80,20 +80,37 @@ class GenerateOptions:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """The checksums of the graphs that made a record's pieces: the model's, and its guide's if guided."""
+
+    sha256: str
+    guide_sha256: str | None = None
+
+    @classmethod
+    def of(cls, denoiser: Denoiser) -> ModelIdentity:
+        return cls(denoiser.card.sha256, None if denoiser.guide is None else denoiser.guide.card.sha256)
+
+
 def generate(
-    options: GenerateOptions, out_dir: str | os.PathLike[str], *, force: bool = False, expect_sha256: str | None = None
+    options: GenerateOptions,
+    out_dir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    expect: ModelIdentity | None = None,
 ) -> list[Path]:
     """Write ``options.n`` pieces and ``samples.json`` into ``out_dir``; returns the .mid paths.
 
-    ``expect_sha256``: refuse a model other than the one a record was made with.
+    ``expect``: refuse a model (or guide) other than the one a record was made with.
     """
     out = _prepare(Path(out_dir), force)
     options = dataclasses.replace(options, seed=_resolve_seed(options.seed))
     denoiser = load_model(options.model, options.device, precision=options.precision, guidance=options.guidance)
-    if expect_sha256 not in (None, denoiser.card.sha256):
+    if expect is not None and expect != ModelIdentity.of(denoiser):
+        which = "model" if expect.sha256 != denoiser.card.sha256 else "model's guide"
         raise BridgeError(
-            f"model {denoiser.model_dir} is not the one these samples were made with (its checksum differs); "
-            "pass --model with the original model folder"
+            f"the {which} in {denoiser.model_dir} is not the one these samples were made with (its checksum "
+            "differs); pass --model with the original model folder"
         )
     options = dataclasses.replace(options, guidance=denoiser.guidance)  # the record names the weight used
     prompt = _prompt(options, denoiser)
@@ -139,12 +156,14 @@ def _constraint(options: GenerateOptions) -> PitchConstraint:
     return PitchConstraint.parse(options.key, options.low, options.high, grid=options.grid, corpus_lengths=corpus)
 
 
-def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, str]:
-    """The options and model checksum of a ``samples.json``, to make its pieces again identically."""
+def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, ModelIdentity]:
+    """The options and model checksums of a ``samples.json``, to make its pieces again identically."""
     try:
         data = json.loads(Path(record).read_text(encoding="utf-8"))
         options = {"guidance": 0.0} | data["options"]  # records from before autoguidance were made without it
-        return GenerateOptions.from_dict(options), str(data["model"]["sha256"])
+        guide = data.get("guide")
+        identity = ModelIdentity(str(data["model"]["sha256"]), None if guide is None else str(guide["sha256"]))
+        return GenerateOptions.from_dict(options), identity
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BridgeError(f"cannot read {record} as a {SAMPLES_FILE}: {exc}") from exc
 

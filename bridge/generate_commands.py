@@ -65,11 +65,11 @@ def run_generate(args: argparse.Namespace) -> int:
     from bridge.generate import GenerateOptions, generate, read_record
 
     if args.record:
-        options, sha256 = read_record(args.record)
+        options, identity = read_record(args.record)
     else:
         fields = [f.name for f in dataclasses.fields(GenerateOptions)]  # each option has its flag
-        options, sha256 = GenerateOptions(**{f: getattr(args, f) for f in fields}), None
-    paths = generate(options, args.out, force=args.force, expect_sha256=sha256)
+        options, identity = GenerateOptions(**{f: getattr(args, f) for f in fields}), None
+    paths = generate(options, args.out, force=args.force, expect=identity)
     for path in paths:
         sys.stdout.write(f"{path}\n")
         if args.audio:

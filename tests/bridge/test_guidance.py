@@ -7,6 +7,7 @@ a Gaussian with mean ``m + w (m - m_guide)`` and the same spread. Sampling must 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -19,7 +20,7 @@ import weights
 from bridge.card import CARD_FILE, GuideRef, ModelCard, read_card
 from bridge.cli import main
 from bridge.errors import BridgeError
-from bridge.generate import read_record
+from bridge.generate import generate, read_record
 from bridge.guidance import GUIDE_FOLDER, attach_guide, detach_guide
 from bridge.runtime import load_model
 from bridge.samplers import make_sampler, sample
@@ -172,3 +173,16 @@ def test_a_record_from_before_guidance_makes_its_pieces_again_unguided(
     assert read_record(record_path)[0].guidance == 0
     assert main(["generate", str(tmp_path / "again"), "--from", str(record_path)]) == 0
     assert (tmp_path / "again" / "sample-1.mid").read_bytes() == (tmp_path / "old" / "sample-1.mid").read_bytes()
+
+
+def test_a_record_refuses_another_guide(model_and_guide: tuple[Path, Path], tmp_path: Path) -> None:
+    model, guide = model_and_guide
+    attach_guide(model, guide, 1.0)
+    assert main(["generate", str(tmp_path / "first"), "--model", str(model), "--n", "1", "--seed", "0"]) == 0
+    attach_guide(model, write_tiny_model(tmp_path / "other-guide", name="other", mean=(0.1, 0.1, 0.1)), 1.0)
+    options, identity = read_record(tmp_path / "first" / "samples.json")
+    with pytest.raises(BridgeError, match=r"the model's guide in .* is not the one"):
+        generate(options, tmp_path / "again", expect=identity)
+    assert not (tmp_path / "again" / "sample-1.mid").exists()
+    with pytest.raises(BridgeError, match=r"the model in .* is not the one"):
+        generate(options, tmp_path / "again", expect=dataclasses.replace(identity, sha256="0" * 64))
