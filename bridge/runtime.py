@@ -134,14 +134,14 @@ class Denoiser:
     """
 
     def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str,
-                 precision: str = "fp32", *, guide: Denoiser | None = None, guidance: float = 0.0) -> None:  # fmt: skip
+                 precision: str = "fp32") -> None:  # fmt: skip
         self.session = session
         self.card = card
         self.model_dir = model_dir
         self.device = device
         self.precision = precision
-        self.guide = guide
-        self.guidance = guidance if guide is not None else 0.0
+        self.guide: Denoiser | None = None  # set by load_model when the card names a guide
+        self.guidance = 0.0
         self._buffers: dict[int, _Buffers] = {}
         self._lock = threading.Lock()
 
@@ -267,7 +267,7 @@ def _load_guide(model: Denoiser, weight: float) -> Denoiser:
     """The guide named by ``model``'s card, on the model's device, in one thread.
 
     The guide is a small part of each step's work; a second pool of threads would spin between
-    runs and take the cores from the model (measured: benchmarks/sampling.py, README).
+    runs and take the cores from the model (benchmarks/sampling.py; docs/evaluation.md).
     """
     assert model.card.guide is not None
     folder = model.model_dir / model.card.guide.folder
