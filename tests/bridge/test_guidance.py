@@ -186,3 +186,12 @@ def test_a_record_refuses_another_guide(model_and_guide: tuple[Path, Path], tmp_
     assert not (tmp_path / "again" / "sample-1.mid").exists()
     with pytest.raises(BridgeError, match=r"the model in .* is not the one"):
         generate(options, tmp_path / "again", expect=dataclasses.replace(identity, sha256="0" * 64))
+
+
+def test_attaching_the_attached_guide_again_changes_only_its_weight(model_and_guide: tuple[Path, Path]) -> None:
+    model, guide = model_and_guide
+    attach_guide(model, guide, 1.0)
+    before = (model / GUIDE_FOLDER / "model.onnx").read_bytes()
+    assert attach_guide(model, model / GUIDE_FOLDER, 0.25).guide == GuideRef(GUIDE_FOLDER, 0.25)
+    assert (model / GUIDE_FOLDER / "model.onnx").read_bytes() == before
+    assert load_model(model, "cpu").guidance == 0.25
