@@ -53,6 +53,12 @@ class TensorSpec:
         return {"shape": list(self.shape), "dtype": self.dtype}
 
 
+def check_guidance(weight: float) -> None:
+    """An autoguidance weight, from a card or a command line, must lie in 0 .. MAX_GUIDANCE."""
+    if not 0.0 <= weight <= MAX_GUIDANCE:
+        raise BridgeError(f"guidance weight must lie in 0 .. {MAX_GUIDANCE:g}, got {weight!r}")
+
+
 @dataclass(frozen=True)
 class GuideRef:
     """A weaker model of the same data in a subfolder, and how far each step moves away from it
@@ -64,8 +70,7 @@ class GuideRef:
     def __post_init__(self) -> None:
         if Path(self.folder).name != self.folder or self.folder in ("", ".", ".."):
             raise BridgeError(f"guide folder must be a folder name inside the model folder, got {self.folder!r}")
-        if not 0.0 <= self.weight <= MAX_GUIDANCE:
-            raise BridgeError(f"guidance weight must lie in 0 .. {MAX_GUIDANCE:g}, got {self.weight!r}")
+        check_guidance(self.weight)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuideRef:

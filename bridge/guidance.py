@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bridge.card import CARD_FILE, GuideRef, ModelCard, read_card, write_card
+from bridge.card import CARD_FILE, GuideRef, ModelCard, check_guidance, read_card, write_card
 from bridge.errors import BridgeError
 
 GUIDE_FOLDER = "guide"
@@ -84,7 +84,7 @@ def guidance_weight(card: ModelCard, asked: float | None) -> float:
     """The weight to sample with: the one asked for, else the card's; 0 (off) for a model without a guide."""
     if asked is None:
         return card.guide.weight if card.guide is not None else 0.0
-    GuideRef(GUIDE_FOLDER, asked)  # the same bounds as the card's
+    check_guidance(asked)
     if asked and card.guide is None:
         raise BridgeError(
             f"model {card.name!r} has no guide, so guidance {asked:g} cannot apply; "
