@@ -143,7 +143,23 @@ def save_ema(network: Any, ema: list, run_dir: Path) -> None:
     os.replace(tmp, run_dir / EMA_WEIGHTS)
 
 
-def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: float, save_every: float) -> int:
+def warm_start(network: Any, config: TrainConfig, source: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a finished JAX run's EMA weights into ``network`` (the same model table only); Adam starts fresh.
+
+    Lets a time-limited GPU lease continue a run it could not finish (the learning-rate schedule restarts
+    with the new config's steps). Returns what ``run.json`` records under ``init_from``.
+    """
+    if not is_jax_run(source):
+        raise TrainingError(f"{source} is not a run of this trainer (no run.json with backend 'jax')")
+    meta = json.loads((Path(source) / RUN_FILE).read_text(encoding="utf-8"))
+    if TrainConfig.from_dict(meta["config"]).model != config.model:
+        raise TrainingError(f"{source} has another network; --init-from needs the same model table")
+    network.load_weights(Path(source) / meta["weights"])
+    return {"run": str(source), "steps": meta["steps"]}
+
+
+def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: float, save_every: float,
+              init_from: str | None = None) -> int:  # fmt: skip
     """Train until ``config.train.steps`` or ``seconds`` pass; returns the steps done."""
     import jax
     import keras
@@ -151,9 +167,10 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     if keras.backend.backend() != "jax":
         raise TrainingError("set KERAS_BACKEND=jax before starting (this trainer runs the JAX backend)")
     data = load_training_data(data_path, config)
+    network, optimizer = build(config)
+    started_from = warm_start(network, config, init_from) if init_from else None
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    network, optimizer = build(config)
     step = make_step(network, optimizer, config, *_scaled_train(data))
     heldout = data.stats.scale(data.heldout_segments[:512])[:, None]
     np.minimum(heldout[..., 1:], 1.0, out=heldout[..., 1:])
@@ -165,9 +182,15 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     log.info("training %s on %s: %d parameters, %d segments", config.name, jax.devices()[0], network.count_params(),
              len(data.train))  # fmt: skip
     done, losses, curve = 0, [], []
-    record = {"config": config.to_dict(), "backend": "jax", "device": str(jax.devices()[0]),
-              "dataset": dataset_summary(data_path, data), "weights": EMA_WEIGHTS,
-              "losses": {"train": losses, "heldout": curve}}  # train: every 500 steps; heldout: [step, EMA loss]
+    record = {
+        "config": config.to_dict(),
+        "backend": "jax",
+        "device": str(jax.devices()[0]),
+        "dataset": dataset_summary(data_path, data),
+        "weights": EMA_WEIGHTS,
+        "losses": {"train": losses, "heldout": curve},  # train: every 500 steps; heldout: [step, EMA loss]
+        **({"init_from": started_from} if started_from else {}),
+    }
     while done < config.train.steps and time.monotonic() - started < seconds:
         key, sub = jax.random.split(key)
         state, loss = step(state, sub)
@@ -224,12 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="total steps (default: the config's)")
     parser.add_argument("--seconds", type=float, default=float("inf"), help="stop after this long")
     parser.add_argument("--save-every", type=float, default=60.0, help="seconds between weight saves")
+    parser.add_argument("--init-from", metavar="RUN", help="start from this JAX run's EMA weights (same network)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = load_config(args.config)
     if args.steps:
         config = config.replace_train(steps=args.steps)
-    done = train_jax(config, args.data, args.run, seconds=args.seconds, save_every=args.save_every)
+    try:
+        done = train_jax(
+            config, args.data, args.run, seconds=args.seconds, save_every=args.save_every, init_from=args.init_from
+        )
+    except TrainingError as e:
+        parser.exit(2, f"error: {e}\n")
     log.info("done: %d steps, weights in %s", done, Path(args.run) / EMA_WEIGHTS)
     return 0
 

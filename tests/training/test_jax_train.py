@@ -70,3 +70,25 @@ def test_weights_load_into_tensorflow_unchanged(jax_run: Path, tmp_path: Path) -
     ours = np.asarray(network([x, np.array([3.0, 70.0], "float32")]))
     np.testing.assert_allclose(ours, np.load(tmp_path / "jax.npy"), atol=1e-4)
     assert meta["checkpoint_step"] == 40
+
+
+def test_init_from_continues_where_the_run_ended(jax_run: Path, tmp_path: Path) -> None:
+    """A lease too short to finish a run: the next one starts from its EMA weights, not from scratch."""
+    data = jax_run.parent / "data.npz"
+    done = _jax("-m", "training.jax_train", "--config", "tiny", "--data", str(data), "--run", str(tmp_path / "more"),
+                "--steps", "1", "--init-from", str(jax_run))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    source = json.loads((jax_run / "run.json").read_text())
+    record = json.loads((tmp_path / "more" / "run.json").read_text())
+    assert record["init_from"] == {"run": str(jax_run), "steps": 40}
+    (_, before), (_, after) = source["losses"]["heldout"][-1], record["losses"]["heldout"][-1]
+    assert after == pytest.approx(before, rel=0.05)  # one step at most nudges the same weights
+
+
+def test_init_from_another_network_is_refused_before_anything_is_written(jax_run: Path, tmp_path: Path) -> None:
+    config = tmp_path / "wider.toml"
+    config.write_text((ROOT / "training" / "presets" / "tiny.toml").read_text().replace("heads = 2", "heads = 1"))
+    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(jax_run.parent / "data.npz"),
+                "--run", str(tmp_path / "other"), "--steps", "1", "--init-from", str(jax_run))  # fmt: skip
+    assert done.returncode != 0 and "another network" in done.stderr
+    assert not (tmp_path / "other").exists()
