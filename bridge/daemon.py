@@ -243,6 +243,8 @@ class Daemon:
         with self._settings_lock:
             old = self._settings
             new = old.with_values(values)
+            if new.guidance != old.guidance:  # may refuse (a model without a guide): then nothing changes
+                self.source.set_guidance(new.guidance)
             self._settings = new
         self._apply(old, new)
         if self.options.settings_path is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,8 +23,9 @@ from bridge.constraints import ACCIDENTALS, AUTO_KEY, NOTE_NAMES, PitchConstrain
 from bridge.continuation import prompt_features
 from bridge.deadline import StepBudget
 from bridge.decoding import DecodeOptions, decode_one, fold_into_range
+from bridge.errors import BridgeError
 from bridge.home_key import move_prompt, output_offset
-from bridge.runtime import Denoiser
+from bridge.runtime import Denoiser, set_guidance
 from bridge.samplers import make_sampler, sample
 
 SEED_RANGE = 2**32
@@ -88,6 +90,10 @@ class PhraseSource(Protocol):
         """A cautious estimate of how long ``generate`` takes with ``steps`` steps."""
         ...
 
+    def set_guidance(self, weight: float | None) -> None:
+        """Autoguide from the next phrase at ``weight`` (None: the model card's, 0: off); BridgeError if it cannot."""
+        ...
+
 
 def resolve_seed(seed: int | None) -> int:
     """The seed itself, or a fresh random one (kept in the phrase's info, so a take can be redone)."""
@@ -110,12 +116,22 @@ class ModelPhraseSource:
         self.budget = budget or StepBudget()
         self.name = denoiser.card.name
         self.device = denoiser.device
+        self._lock = threading.Lock()  # one phrase at a time; a guidance change waits for it
 
     def warm_up(self) -> None:
-        """Pay onnxruntime's first-run cost now, then measure the fixed cost and the step time.
+        """Pay onnxruntime's first-run cost now, then measure the fixed cost and the step time."""
+        with self._lock:
+            self._measure()
 
-        One step and eight steps, timed apart: the difference is seven steps' worth.
-        """
+    def set_guidance(self, weight: float | None) -> None:
+        """Between phrases: a guided step costs more, so the step time is measured again."""
+        with self._lock:
+            set_guidance(self.denoiser, weight)
+            self.budget = StepBudget()
+            self._measure()
+
+    def _measure(self) -> None:
+        """One step and eight steps, timed apart: the difference is seven steps' worth."""
         request = PhraseRequest(grid=None, seed=0)
         self._notes(request, 1)  # the first run is slow (allocations, kernel choice): not measured
         one = self._timed(request, 1)
@@ -133,14 +149,15 @@ class ModelPhraseSource:
         return self.budget.seconds_for(steps)
 
     def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
-        started = time.monotonic()
-        steps = request.steps
-        if deadline is not None:
-            steps = self.budget.steps_for(deadline - started, request.min_steps, request.steps) or request.min_steps
-        seed = resolve_seed(request.seed)
-        notes = self._notes(dataclasses.replace(request, seed=seed), steps)
-        seconds = time.monotonic() - started
-        self.budget.observe(steps, seconds)
+        with self._lock:
+            started = time.monotonic()
+            steps = request.steps
+            if deadline is not None:
+                steps = self.budget.steps_for(deadline - started, request.min_steps, request.steps) or request.min_steps
+            seed = resolve_seed(request.seed)
+            notes = self._notes(dataclasses.replace(request, seed=seed), steps)
+            seconds = time.monotonic() - started
+            self.budget.observe(steps, seconds)
         info = PhraseInfo(steps, seconds * 1000.0, seed, self.name)
         return Phrase(fit_to_length(notes, request.length_beats), request.length_beats, info, request)
 
@@ -210,6 +227,10 @@ class ArpeggioSource:
 
     def seconds_for(self, steps: int) -> float:
         return 0.001
+
+    def set_guidance(self, weight: float | None) -> None:
+        if weight:
+            raise BridgeError("the arpeggio demo (--model none) has no model to guide; set guidance=none")
 
     def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
         started = time.monotonic()

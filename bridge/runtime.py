@@ -140,7 +140,7 @@ class Denoiser:
         self.model_dir = model_dir
         self.device = device
         self.precision = precision
-        self.guide: Denoiser | None = None  # set by load_model when the card names a guide
+        self.guide: Denoiser | None = None  # set by set_guidance when the card names a guide
         self.guidance = 0.0
         self._buffers: dict[int, _Buffers] = {}
         self._lock = threading.Lock()
@@ -238,10 +238,23 @@ def load_model(
     if precision not in PRECISIONS:
         raise BridgeError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
     model = _open(resolve_model_dir(name_or_path), device, session_options(threads), precision)
-    weight = guidance_weight(model.card, guidance)
-    if weight:
-        model.guide, model.guidance = _load_guide(model, weight), weight
+    set_guidance(model, guidance)
     return model
+
+
+def set_guidance(model: Denoiser, asked: float | None) -> float:
+    """Guide ``model`` at ``asked`` (None: the card's weight, 0: off); returns the weight now used.
+
+    The guide is loaded the first time a weight above 0 needs it and kept when guidance is turned
+    off, so a live change back costs nothing. BridgeError (and no change) for a bad weight.
+    """
+    weight = guidance_weight(model.card, asked)
+    if weight and model.guide is None:
+        model.guide = _load_guide(model)
+    model.guidance = weight
+    if model.guide is not None and weight:
+        log.info("guided by %r at weight %g (autoguidance)", model.guide.card.name, weight)
+    return weight
 
 
 def _open(directory: Path, device: str, options: ort.SessionOptions, precision: str) -> Denoiser:
@@ -263,7 +276,7 @@ def _open(directory: Path, device: str, options: ort.SessionOptions, precision: 
     return Denoiser(session, card, directory, used, precision)
 
 
-def _load_guide(model: Denoiser, weight: float) -> Denoiser:
+def _load_guide(model: Denoiser) -> Denoiser:
     """The guide named by ``model``'s card, on the model's device, in one thread.
 
     The guide is a small part of each step's work; a second pool of threads would spin between
@@ -276,7 +289,6 @@ def _load_guide(model: Denoiser, weight: float) -> Denoiser:
                           "attach the guide again with 'dmc guide' or use --guidance 0")  # fmt: skip
     guide = _open(folder, model.device, session_options(1), "auto")
     check_guide(model.card, guide.card)
-    log.info("guided by %r at weight %g (autoguidance)", guide.card.name, weight)
     return guide
 
 

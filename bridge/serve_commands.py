@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto",
                        help="auto: the model's fp16 graph on CUDA, fp32 on CPU")
     serve.add_argument("--guidance", type=float, default=None, metavar="W",
-                       help="autoguidance weight when the model carries a guide (default: the card's; 0: off)")
+                       help="autoguidance weight when the model carries a guide (default: the settings', else the "
+                       "card's; 0: off); 'dmc set guidance=W' changes it while it runs")
     serve.add_argument("--api", choices=API_CHOICES, default="auto", help="MIDI system (auto: CoreMIDI, "
                        "Windows MM, JACK when its server runs, else ALSA)")
     serve.add_argument("--port-name", default=None, help="output port name (default 'Diffusion Composer')")
@@ -98,7 +99,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     settings_path = args.settings or default_settings_path()
     flags = {"bpm": args.bpm, "clock": args.clock, "quantize": args.quantize, "offset_ms": args.offset_ms,
-             "mode": args.mode, "takes": args.takes}
+             "mode": args.mode, "takes": args.takes, "guidance": args.guidance}
     overrides = {k: v for k, v in flags.items() if v is not None} | parse_assignments(args.values)
     settings = load_settings(settings_path).with_values(overrides)
     options = DaemonOptions(
@@ -108,7 +109,7 @@ def serve_command(args: argparse.Namespace) -> int:
         control_path=args.socket,
         settings_path=settings_path,
     )
-    source = _phrase_source(args.model, args.device, args.precision, args.guidance)
+    source = _phrase_source(args.model, args.device, args.precision, settings.guidance)
     with (
         Daemon(source, settings, options) as daemon,
         stop_on_signals(daemon),

@@ -2,7 +2,7 @@
 
 The file is flat (``key = "C"``, ``bars = 2``, ``trigger_generate = "note 36 ch 16"``), so
 ``dmc set KEY=VALUE`` and the file name the same things. Unknown keys are an error that names
-the key; a missing key takes its default; ``seed`` and ``program`` are left out to mean "none".
+the key; a missing key takes its default; ``seed``, ``program`` and ``guidance`` are left out to mean "none".
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from bridge.atomic import atomic_write
+from bridge.card import MAX_GUIDANCE
 from bridge.clock import CLOCK_SOURCES, MAX_BPM, MIN_BPM, QUANTIZE
 from bridge.constraints import AUTO_KEY, PitchConstraint
 from bridge.errors import BridgeError
@@ -61,6 +62,7 @@ class Settings:
     trigger_variation: str = "note 38 ch 16"
     takes: str = ""  # folder for takes; "": the default one, "off": keep none
     note_lengths: str = "corpus"  # corpus: durations weighed by the model's training music; grid: the nearest
+    guidance: float | None = None  # autoguidance weight; None: the model card's, 0: off
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -74,6 +76,8 @@ class Settings:
             _check_range("program", self.program, 0, 127)
         if self.seed is not None:
             _check_range("seed", self.seed, 0, 2**32 - 1)
+        if self.guidance is not None:
+            _check_range("guidance", self.guidance, 0.0, MAX_GUIDANCE)
         if self.min_steps > self.steps:
             raise BridgeError(f"setting 'min_steps' ({self.min_steps}) must not exceed 'steps' ({self.steps})")
         if self.low > self.high:

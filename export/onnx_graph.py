@@ -52,7 +52,7 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     model_casts = {n.name for n in proto.graph.node if n.op_type == "Cast"}
     with warnings.catch_warnings():  # it warns for every constant it clamps to fp16's range (the -1e9 mask)
         warnings.simplefilter("ignore", UserWarning)
-        half = float16.convert_float_to_float16(proto, keep_io_types=True)
+        half = float16.convert_float_to_float16(proto, keep_io_types=True, node_block_list=sorted(_phase_nodes(proto)))
     # The converter leaves the graph's own casts to float32 (e.g. a boolean mask made numeric), whose
     # float32 output then meets fp16 operands: make them cast to fp16 like everything around them.
     for node in half.graph.node:
@@ -62,3 +62,21 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
                     attr.i = onnx.TensorProto.FLOAT16
     onnx.checker.check_model(half)
     return half
+
+
+def _phase_nodes(proto: onnx.ModelProto) -> set[str]:
+    """The Sin and Cos nodes and everything upstream of them, which stay float32 in the fp16 graph.
+
+    Their angles are large (a pitch-chroma harmonic of 12 turns about 200 radians over the pitch
+    range, the time embedding up to 1000): fp16 spaces numbers there 0.1 to 0.5 apart, so the
+    sines would be noise. Computed in float32 from the float32 inputs, they are exact.
+    """
+    producers = {output: node for node in proto.graph.node for output in node.output}
+    kept: set[str] = set()
+    stack = [node for node in proto.graph.node if node.op_type in ("Sin", "Cos")]
+    while stack:
+        node = stack.pop()
+        if node.name not in kept:
+            kept.add(node.name)
+            stack.extend(producers[i] for i in node.input if i in producers)
+    return kept

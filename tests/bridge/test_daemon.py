@@ -14,11 +14,15 @@ import pytest
 from daemon_rig import InProcessDaemon
 from midi_recording import is_note_on, stuck_notes
 from rtmidi.midiconstants import CONTROL_CHANGE, NOTE_OFF, NOTE_ON, SONG_START, TIMING_CLOCK
+from tiny_model import write_tiny_model
 
 from bridge.constraints import parse_scale
 from bridge.control import request
 from bridge.deadline import StepBudget
+from bridge.errors import BridgeError
+from bridge.guidance import attach_guide
 from bridge.phrases import ArpeggioSource, ModelPhraseSource, Phrase, PhraseInfo, PhraseRequest
+from bridge.runtime import load_model
 from bridge.settings import Settings, load_settings
 
 
@@ -219,3 +223,35 @@ def test_the_note_lengths_setting_reaches_the_phrase_request(start) -> None:
     wait_for(lambda: source.calls)
     assert source.calls[0][1].corpus_lengths is False
     assert PhraseRequest().corpus_lengths  # the default weighs them
+
+
+def test_dmc_set_guidance_guides_the_next_phrase_and_times_its_steps_again(start, tmp_path: Path) -> None:
+    model = write_tiny_model(tmp_path / "model")
+    attach_guide(model, write_tiny_model(tmp_path / "guide", name="guide"), 1.0)
+    source = ModelPhraseSource(load_model(model, device="cpu", guidance=0))
+    source.warm_up()
+    assert source.denoiser.guide is None  # not loaded while off
+    rig = start(Settings(bpm=240, bars=1, steps=8, quantize="beat", takes="off"), source)
+    sock, budget = tmp_path / "c.sock", source.budget
+    assert request({"command": "set", "values": {"guidance": "0.5"}}, sock)["ok"]
+    assert source.denoiser.guidance == 0.5 and source.denoiser.guide is not None
+    assert source.budget is not budget and source.budget.measured  # the guided step, measured afresh
+    assert load_settings(tmp_path / "settings.toml").guidance == 0.5
+    rig.daemon.trigger()
+    wait_for(lambda: len(note_ons(rig)) >= 1)
+    bad = request({"command": "set", "values": {"guidance": "11"}}, sock)
+    assert not bad["ok"] and "'guidance' must lie in 0..10" in bad["error"]
+    assert source.denoiser.guidance == 0.5 and rig.daemon.settings.guidance == 0.5
+    assert request({"command": "set", "values": {"guidance": "none"}}, sock)["ok"]
+    assert source.denoiser.guidance == 1.0  # the card's weight
+
+
+def test_guidance_for_a_model_without_a_guide_is_refused_and_nothing_changes(start, tmp_path: Path,
+                                                                              tiny_denoiser) -> None:  # fmt: skip
+    rig = start(Settings(bpm=240, bars=1, takes="off"), ModelPhraseSource(tiny_denoiser))
+    answer = request({"command": "set", "values": {"guidance": "1", "velocity": "60"}}, tmp_path / "c.sock")
+    assert not answer["ok"] and "has no guide" in answer["error"]
+    assert rig.daemon.settings.velocity == 90 and tiny_denoiser.guidance == 0.0
+    ArpeggioSource().set_guidance(0.0)  # the demo has nothing to guide: only "off" is accepted
+    with pytest.raises(BridgeError, match="no model to guide"):
+        ArpeggioSource().set_guidance(1.0)

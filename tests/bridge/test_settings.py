@@ -22,6 +22,8 @@ def test_defaults_are_valid_and_round_trip_through_toml(tmp_path: Path) -> None:
 def test_text_values_are_coerced_by_type() -> None:
     s = Settings().with_values(parse_assignments(["offset_ms=-12.5", "velocity=100", "seed=random", "mode=respond"]))
     assert (s.offset_ms, s.velocity, s.seed, s.mode) == (-12.5, 100, None, "respond")
+    guided = Settings().with_values(parse_assignments(["guidance=0.5"]))
+    assert guided.guidance == 0.5 and guided.with_values({"guidance": "none"}).guidance is None
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,7 @@ def test_text_values_are_coerced_by_type() -> None:
         ({"trigger_stop": "knob 3"}, "setting 'trigger_stop': "),
         ({"steps": "3", "min_steps": "4"}, "'min_steps'"),
         ({"note_lengths": "nearest"}, "'note_lengths' must be one of corpus, grid"),
+        ({"guidance": "-1"}, "'guidance' must lie in 0..10"),
     ],
 )
 def test_bad_values_name_the_key(values: dict, message: str) -> None:

@@ -57,6 +57,15 @@ def test_card_describes_the_run(exported: Path) -> None:
     onnx.checker.check_model(str(exported / "model" / "model.onnx"), full_check=True)
 
 
+def test_the_fp16_graph_keeps_its_sines_in_float32(exported: Path) -> None:
+    """Sines of large angles (the time embedding's, the pitch chroma's) would be noise in fp16."""
+    half = onnx.shape_inference.infer_shapes(onnx.load(exported / "model" / FP16_FILE))
+    types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}
+    sines = [n for n in half.graph.node if n.op_type in ("Sin", "Cos")]
+    assert sines and all(types[n.input[0]] == types[n.output[0]] == onnx.TensorProto.FLOAT for n in sines)
+    assert onnx.TensorProto.FLOAT16 in types.values()  # the rest is half precision
+
+
 def test_fine_tuned_log_time_run_exports_and_generates(exported: Path) -> None:
     """A run fine-tuned (--init-from) on a log-time dataset: the card keeps both, and the bridge decodes
     its samples with the card's time encoding onto the grid."""
