@@ -294,6 +294,7 @@ class Daemon:
             "tempo": {"bpm": round(clock.bpm, 2), "source": clock.source, "running": clock.running},
             "model": self.source.name,
             "device": self.source.device,
+            "guidance": self.source.guidance,
             "mode": settings.mode,
             "settings": settings.to_dict(),
             "last": dataclasses.asdict(last.info) if last else None,

@@ -81,6 +81,7 @@ class PhraseSource(Protocol):
 
     name: str
     device: str
+    guidance: float  # the autoguidance weight now used (0: none)
 
     def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
         """A phrase, ready by ``deadline`` (``time.monotonic()``) when possible; None: no hurry."""
@@ -122,6 +123,10 @@ class ModelPhraseSource:
         """Pay onnxruntime's first-run cost now, then measure the fixed cost and the step time."""
         with self._lock:
             self._measure()
+
+    @property
+    def guidance(self) -> float:
+        return self.denoiser.guidance if self.denoiser.guide is not None else 0.0
 
     def set_guidance(self, weight: float | None) -> None:
         """Between phrases: a guided step costs more, so the step time is measured again."""
@@ -224,6 +229,7 @@ class ArpeggioSource:
 
     name = "arpeggio (no model)"
     device = "none"
+    guidance = 0.0
 
     def seconds_for(self, steps: int) -> float:
         return 0.001

@@ -33,7 +33,8 @@ def render_status(status: dict[str, Any]) -> Group:
     tempo = status["tempo"]
     running = "" if tempo["running"] else "  (stopped: waiting for Start)"
     table.add_row("tempo", f"{tempo['bpm']:.1f} bpm from {tempo['source']} clock{running}")
-    table.add_row("model", f"{status['model']} on {status['device']}")
+    guided = f", guided at {status['guidance']:g}" if status["guidance"] else ""
+    table.add_row("model", f"{status['model']} on {status['device']}{guided}")
     settings = status["settings"]
     table.add_row(
         "playing",

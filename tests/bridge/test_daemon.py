@@ -237,6 +237,7 @@ def test_dmc_set_guidance_guides_the_next_phrase_and_times_its_steps_again(start
     assert source.denoiser.guidance == 0.5 and source.denoiser.guide is not None
     assert source.budget is not budget and source.budget.measured  # the guided step, measured afresh
     assert load_settings(tmp_path / "settings.toml").guidance == 0.5
+    assert rig.daemon.status()["guidance"] == 0.5
     rig.daemon.trigger()
     wait_for(lambda: len(note_ons(rig)) >= 1)
     bad = request({"command": "set", "values": {"guidance": "11"}}, sock)

@@ -70,6 +70,10 @@ def test_the_live_panel_shows_ports_tempo_and_takes(rig) -> None:
     text = console.export_text()
     for expected in ("output port", "Diffusion Composer", "120.0 bpm from internal clock", "20250101-C-major.mid"):
         assert expected in text
+    assert "guided" not in text  # the arpeggio demo has no guide
+    status["guidance"] = 1.5
+    console.print(render_status(status))
+    assert "guided at 1.5" in console.export_text()
 
 
 def test_serve_loads_the_precision_asked_for() -> None:
