@@ -4,7 +4,8 @@ Such a network need not work out a segment's key from its notes before it can we
 degrees of that key: tonic, third and fifth always sit on the same pitch classes. The
 sampler therefore asks it for music in its home key and moves the result: a named scale's
 notes are moved into the home key before sampling and the notes back after; a prompt is
-moved by its own key. With the auto key (or no scale) the music stays in C major / A minor.
+moved by its own key. With no scale the music stays in the home key; the auto key fits each
+piece's key on its estimate after the first steps (bridge.constraints), which may be another.
 """
 
 from __future__ import annotations
