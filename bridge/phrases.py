@@ -126,7 +126,7 @@ class ModelPhraseSource:
 
     @property
     def guidance(self) -> float:
-        return self.denoiser.guidance if self.denoiser.guide is not None else 0.0
+        return self.denoiser.guidance  # 0 unless a guide is loaded (runtime.set_guidance)
 
     def set_guidance(self, weight: float | None) -> None:
         """Between phrases: a guided step costs more, so the step time is measured again."""

@@ -242,8 +242,8 @@ def load_model(
     return model
 
 
-def set_guidance(model: Denoiser, asked: float | None) -> float:
-    """Guide ``model`` at ``asked`` (None: the card's weight, 0: off); returns the weight now used.
+def set_guidance(model: Denoiser, asked: float | None) -> None:
+    """Guide ``model`` at ``asked`` (None: the card's weight, 0: off).
 
     The guide is loaded the first time a weight above 0 needs it and kept when guidance is turned
     off, so a live change back costs nothing. BridgeError (and no change) for a bad weight.
@@ -254,7 +254,6 @@ def set_guidance(model: Denoiser, asked: float | None) -> float:
     model.guidance = weight
     if model.guide is not None and weight:
         log.info("guided by %r at weight %g (autoguidance)", model.guide.card.name, weight)
-    return weight
 
 
 def _open(directory: Path, device: str, options: ort.SessionOptions, precision: str) -> Denoiser:
