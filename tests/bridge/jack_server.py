@@ -76,6 +76,10 @@ class JackServer:
         self.stop()
         raise RuntimeError(f"jackd {self.name} did not become ready in {READY_TIMEOUT_S} s; see {self.log_path}")
 
+    def xruns(self) -> int:
+        """How many xruns the server has logged: in one, JACK may drop MIDI, so a test's failure says it."""
+        return self.log_path.read_text(errors="replace").count("XRun")
+
     def stop(self) -> None:
         """Terminate (then kill) the server and wait for it; its socket is gone afterwards."""
         proc, self._proc = self._proc, None

@@ -4,8 +4,10 @@ tested in test_daemon_jack.py."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +100,32 @@ def test_a_midi_trigger_plays_a_phrase_from_the_next_bar(start) -> None:
     first = note_ons(rig)[0][0]
     beat = rig.daemon.clock.beat_at(first)
     assert beat / 4 == pytest.approx(round(beat / 4), abs=0.01)  # on a bar line (1 % of a bar = 2.5 ms)
+
+
+def test_collecting_what_was_loaded_before_the_start_does_not_stall_the_player(start) -> None:
+    """The heap loaded before the start (a model; TensorFlow, where tests share a process) is frozen out
+    of the collector. Unfrozen, a full collection of this one holds the GIL for about 0.2 s, and the
+    player drops note-ons that late."""
+    loaded = [{"weights": (i, [i])} for i in range(500_000)]
+    rig = start(Settings(bpm=240, bars=1, seed=1, quantize="none", takes="off"))
+    done = threading.Event()
+
+    def collect() -> None:
+        while not done.wait(0.01):
+            gc.collect()
+
+    collector = threading.Thread(target=collect, name="test-collector")
+    collector.start()
+    try:
+        rig.daemon.trigger()
+        wait_for(lambda: len(note_ons(rig)) >= 16 or rig.daemon.player.dropped_late > 0)
+    finally:
+        done.set()
+        collector.join()
+    del loaded
+    assert rig.daemon.player.dropped_late == 0
+    lateness = [sent - due for due, sent in rig.daemon.player.recent_timing(100)]
+    assert len(lateness) >= 16 and max(lateness) < 0.05, f"latest send {max(lateness) * 1000:.1f} ms after its time"
 
 
 def test_continuous_mode_streams_windows_back_to_back_one_ahead(start) -> None:

@@ -83,14 +83,18 @@ def receiver(running: InProcessDaemon) -> Iterator[Receiver]:
         rx.close()
 
 
-def played_phrase(rx: Receiver, rig: InProcessDaemon, count: int) -> list[tuple[float, list[int]]]:
+def played_phrase(rx: Receiver, rig: InProcessDaemon, jack: JackServer, count: int) -> list[tuple[float, list[int]]]:
     """Wait for ``count`` notes (on and off) and the take on disk; returns what arrived."""
-    return rx.wait_for(lambda m: len(note_messages(m)) >= 2 * count and not rig.daemon.ledger.sounding, 10.0)
+    try:
+        return rx.wait_for(lambda m: len(note_messages(m)) >= 2 * count and not rig.daemon.ledger.sounding, 10.0)
+    except AssertionError as exc:
+        why = f"note-ons dropped as late: {rig.daemon.player.dropped_late}, JACK xruns: {jack.xruns()}"
+        raise AssertionError(f"{exc}; {why}") from None
 
 
 def check_phrase(rx: Receiver, rig: InProcessDaemon, jack: JackServer, takes: Path) -> None:
     expected = ArpeggioSource().generate(rig.daemon._request(rig.daemon.settings), None).notes
-    received = played_phrase(rx, rig, len(expected))
+    received = played_phrase(rx, rig, jack, len(expected))
     messages = [m for _, m in received]
     assert [m[1] for m in messages if is_note_on(m)] == [n.pitch for n in expected]
     assert unpaired_note_ons(messages) == set()
@@ -268,8 +272,9 @@ def test_stress_no_crash_no_stuck_note_memory_flat(jack: JackServer, tmp_path: P
             received = rx.snapshot()
             stuck = stuck_notes(m for _, m in received)
             detail = [(round(t, 4), m) for t, m in received][-12:]
-            assert stuck == set(), f"{stuck}, ledger {rig.daemon.ledger.sounding}, last {detail}"
-            assert unpaired_note_ons(m for _, m in received) == set()
+            why = f"ledger {rig.daemon.ledger.sounding}, JACK xruns {jack.xruns()}, last {detail}"
+            assert stuck == set(), f"{stuck}, {why}"
+            assert unpaired_note_ons(m for _, m in received) == set(), why
             # How many notes get through between the stops depends on the machine's load (7 seen on a
             # loaded 2-core box); what must hold is that phrases did play, and none was left sounding.
             assert sum(is_note_on(m) for _, m in received) >= 1, "phrases played in between"
