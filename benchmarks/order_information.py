@@ -17,6 +17,11 @@ The evaluation table compares samples with real music, so a failed order-sensiti
    keeps this histogram, so a model that loses to the shuffled baseline with no order information
    loses here. Run on samples made with ``--key none`` it shows what the network itself knows of
    keys, with no projection to help it.
+3. **Variety.** How far apart the pieces' pitch-class transition matrices lie within each set
+   (the mean distance between two pieces of the set): samples, the held-out floor's half of the
+   reference and shuffled pitches, against the target half. The transitions' KL compares the spread
+   of the target's own distances with that of the distances from a set to it, so a set whose
+   pieces are too alike scores a high KL however typical each piece is.
 """
 
 from __future__ import annotations
@@ -30,8 +35,14 @@ import numpy as np
 
 from bridge.codec import Note
 from evaluation.baselines import shuffled_pitches
-from evaluation.compare import evaluate
-from evaluation.metrics import best_key, pitch_class_entropy, pitch_class_histogram, scale_consistency
+from evaluation.compare import evaluate, intra_set_distances, split_halves
+from evaluation.metrics import (
+    best_key,
+    pitch_class_entropy,
+    pitch_class_histogram,
+    pitch_class_transitions,
+    scale_consistency,
+)
 from evaluation.report import MetricScore
 from evaluation.sources import PieceSet, load_pieces
 
@@ -82,6 +93,21 @@ def _print_profiles(samples: list[list[Note]], reference: PieceSet) -> None:
     print(f"pitch-class entropy (bits), mean ± sd over pieces: reference {spread[0]}, sample {spread[1]}")
 
 
+def _print_variety(samples: list[list[Note]], reference: PieceSet, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    target, floor = split_halves(len(reference.pieces), reference.groups, rng)
+    sets = {
+        "target half": [reference.pieces[i] for i in target],
+        "floor half": [reference.pieces[i] for i in floor],
+        "shuffled floor": shuffled_pitches([reference.pieces[i] for i in floor], rng),
+        "sample": samples,
+    }
+    print("\nvariety: mean distance between two pieces' pitch-class transition matrices, within each set")
+    for label, pieces in sets.items():
+        distances = intra_set_distances(np.array([pitch_class_transitions(p) for p in pieces]))
+        print(f"{label:<16}{len(pieces):>5} pieces  {distances.mean():.3f} ± {distances.std():.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path, help="a folder of generated .mid files (or a dataset .npz)")
@@ -95,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(samples)} samples; {len(reference.pieces)} reference pieces from {len(set(reference.groups))} files\n")
     _print_order(samples, reference, args.seed, args.shuffles)
     _print_profiles(samples, reference)
+    _print_variety(samples, reference, args.seed)
 
 
 if __name__ == "__main__":

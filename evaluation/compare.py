@@ -111,7 +111,7 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     return max(mean_term + float(np.trace(cx) + np.trace(cy) - 2.0 * cross), 0.0)
 
 
-def _split(count: int, groups: Sequence[int] | None, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+def split_halves(count: int, groups: Sequence[int] | None, rng: np.random.Generator) -> tuple[list[int], list[int]]:
     """Indices of two halves of the reference; pieces of one source file stay on one side."""
     keys = np.asarray(groups if groups is not None else range(count))
     unique = rng.permutation(np.unique(keys))
@@ -215,7 +215,7 @@ def evaluate(
     if len(samples) < 2:
         raise EvaluationError(f"need at least 2 sample pieces to compare distributions, got {len(samples)}")
     rng = np.random.default_rng(seed)
-    halves = [_split(len(reference), reference_groups, rng) for _ in range(max(splits, 1))]
+    halves = [split_halves(len(reference), reference_groups, rng) for _ in range(max(splits, 1))]
     if min(len(h) for pair in halves for h in pair) < 2:
         raise EvaluationError(
             f"the reference ({len(reference)} pieces) must split into two halves of 2+ pieces; "

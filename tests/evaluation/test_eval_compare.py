@@ -11,12 +11,12 @@ from hypothesis.extra.numpy import arrays
 from bridge.codec import Note
 from evaluation import EvaluationError, EvaluationReport, evaluate, independent_notes, shuffled_pitches
 from evaluation.compare import (
-    _split,
     frechet_distance,
     inter_set_distances,
     intra_set_distances,
     overlap_and_kl,
     overlap_area,
+    split_halves,
 )
 
 finite = st.floats(-100, 100, allow_nan=False)
@@ -103,7 +103,7 @@ def test_baselines_keep_what_they_should(training: list[list[Note]]):
 
 def test_reference_halves_keep_source_files_whole():
     groups = [i // 6 for i in range(60)]  # ten "files" of six segments
-    first, second = _split(60, groups, np.random.default_rng(3))
+    first, second = split_halves(60, groups, np.random.default_rng(3))
     assert sorted(first + second) == list(range(60))
     assert {groups[i] for i in first}.isdisjoint({groups[i] for i in second})
     assert len(first) == len(second) == 30
