@@ -16,7 +16,7 @@ import statistics
 import time
 
 from bridge.runtime import DEVICES
-from bridge.serve_commands import _phrase_source
+from bridge.serve_commands import phrase_source
 
 
 def median_collection_us(repeats: int) -> float:
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    _phrase_source(args.model, args.device, "fp32", None)  # loads and warms the model, as dmc serve does
+    phrase_source(args.model, args.device, "fp32", None)  # loads and warms the model, as dmc serve does
     tracked = len(gc.get_objects())
     unfrozen = median_collection_us(args.repeats)
     gc.freeze()

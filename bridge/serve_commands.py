@@ -109,7 +109,7 @@ def serve_command(args: argparse.Namespace) -> int:
         control_path=args.socket,
         settings_path=settings_path,
     )
-    source = _phrase_source(args.model, args.device, args.precision, settings.guidance)
+    source = phrase_source(args.model, args.device, args.precision, settings.guidance)
     with (
         Daemon(source, settings, options) as daemon,
         stop_on_signals(daemon),
@@ -130,7 +130,7 @@ def _hotkeys(spec: str | None, daemon: Any) -> contextlib.AbstractContextManager
     return HotkeyListener(parse_hotkeys(spec), actions)
 
 
-def _phrase_source(model: str | None, device: str, precision: str, guidance: float | None) -> PhraseSource:
+def phrase_source(model: str | None, device: str, precision: str, guidance: float | None) -> PhraseSource:
     """The arpeggio demo for ``--model none``, else the model, warmed up and its step time measured."""
     from bridge.phrases import ArpeggioSource, ModelPhraseSource
 

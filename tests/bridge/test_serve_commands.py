@@ -14,7 +14,7 @@ from tiny_model import write_tiny_model
 from bridge.cli import build_parser, main
 from bridge.guidance import attach_guide
 from bridge.phrases import ArpeggioSource
-from bridge.serve_commands import _phrase_source
+from bridge.serve_commands import phrase_source
 from bridge.settings import Settings
 from bridge.status import render_status
 
@@ -80,7 +80,7 @@ def test_serve_loads_the_precision_asked_for() -> None:
     """`dmc serve --precision fp16` runs the model's fp16 graph (auto would keep fp32 on this CPU)."""
     parser = build_parser()
     args = parser.parse_args(["serve", "--device", "cpu", "--precision", "fp16"])
-    source = _phrase_source(args.model, args.device, args.precision, args.guidance)
+    source = phrase_source(args.model, args.device, args.precision, args.guidance)
     assert source.denoiser.precision == "fp16" and source.device == "cpu"
 
 
@@ -89,5 +89,5 @@ def test_serve_guides_with_the_weight_asked_for(tmp_path: Path) -> None:
     model = write_tiny_model(tmp_path / "model")
     attach_guide(model, write_tiny_model(tmp_path / "guide", name="guide"), 1.0)
     args = build_parser().parse_args(["serve", "--model", str(model), "--device", "cpu", "--guidance", "0.25"])
-    source = _phrase_source(args.model, args.device, args.precision, args.guidance)
+    source = phrase_source(args.model, args.device, args.precision, args.guidance)
     assert source.denoiser.guidance == 0.25 and source.denoiser.guide is not None
