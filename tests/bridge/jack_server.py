@@ -77,7 +77,7 @@ class JackServer:
         raise RuntimeError(f"jackd {self.name} did not become ready in {READY_TIMEOUT_S} s; see {self.log_path}")
 
     def xruns(self) -> int:
-        """How many xruns the server has logged: in one, JACK may drop MIDI, so a test's failure says it."""
+        """XRun lines in the server's log (one xrun may log two): in one, JACK may drop MIDI, so failures say it."""
         return self.log_path.read_text(errors="replace").count("XRun")
 
     def stop(self) -> None:
