@@ -24,6 +24,7 @@ from bridge.deadline import StepBudget
 from bridge.errors import BridgeError
 from bridge.guidance import attach_guide
 from bridge.phrases import ArpeggioSource, ModelPhraseSource, Phrase, PhraseInfo, PhraseRequest
+from bridge.player import LATE_S
 from bridge.runtime import load_model
 from bridge.settings import Settings, load_settings
 
@@ -125,7 +126,8 @@ def test_collecting_what_was_loaded_before_the_start_does_not_stall_the_player(s
     del loaded
     assert rig.daemon.player.dropped_late == 0
     lateness = [sent - due for due, sent in rig.daemon.player.recent_timing(100)]
-    assert len(lateness) >= 16 and max(lateness) < 0.05, f"latest send {max(lateness) * 1000:.1f} ms after its time"
+    # sends may run late on a loaded machine (53 ms seen in a full run), never by a collection's 0.2 s
+    assert len(lateness) >= 16 and max(lateness) < LATE_S, f"latest send {max(lateness) * 1000:.1f} ms after its time"
 
 
 def test_continuous_mode_streams_windows_back_to_back_one_ahead(start) -> None:
