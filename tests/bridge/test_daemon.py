@@ -24,7 +24,6 @@ from bridge.deadline import StepBudget
 from bridge.errors import BridgeError
 from bridge.guidance import attach_guide
 from bridge.phrases import ArpeggioSource, ModelPhraseSource, Phrase, PhraseInfo, PhraseRequest
-from bridge.player import LATE_S
 from bridge.runtime import load_model
 from bridge.settings import Settings, load_settings
 
@@ -119,15 +118,14 @@ def test_collecting_what_was_loaded_before_the_start_does_not_stall_the_player(s
     collector.start()
     try:
         rig.daemon.trigger()
-        wait_for(lambda: len(note_ons(rig)) >= 16 or rig.daemon.player.dropped_late > 0)
+        wait_for(lambda: len(rig.daemon.player.recent_timing(100)) >= 32 or rig.daemon.player.dropped_late > 0)
     finally:
         done.set()
         collector.join()
-    del loaded
     assert rig.daemon.player.dropped_late == 0
     lateness = [sent - due for due, sent in rig.daemon.player.recent_timing(100)]
-    # sends may run late on a loaded machine (53 ms seen in a full run), never by a collection's 0.2 s
-    assert len(lateness) >= 16 and max(lateness) < LATE_S, f"latest send {max(lateness) * 1000:.1f} ms after its time"
+    assert len(lateness) == 32 and max(lateness) < 0.05, f"latest send {max(lateness) * 1000:.1f} ms after its time"
+    assert len(loaded) == 500_000  # freed only now: freeing it takes 0.1 s too
 
 
 def test_continuous_mode_streams_windows_back_to_back_one_ahead(start) -> None:
@@ -229,7 +227,7 @@ def test_steps_adapt_to_the_time_left_and_the_downbeat_is_never_missed(start, st
     info = rig.daemon.status()["last"]
     first = note_ons(rig)[0][0]
     beat = rig.daemon.clock.beat_at(first)
-    assert beat == pytest.approx(round(beat), abs=0.01)  # on a beat, not late
+    assert beat == pytest.approx(round(beat), abs=0.04)  # on a beat, not late (10 ms: a loaded run saw 3.5)
     assert 4 <= info["steps"] < 100
     if expect == "a later beat":  # 4 steps take 480 ms, two beats at 240 bpm: not the next beat, a later one
         assert round(beat) >= math.ceil(triggered) + 1
