@@ -95,11 +95,12 @@ def _print_profiles(samples: list[list[Note]], reference: PieceSet) -> None:
 
 def _print_variety(samples: list[list[Note]], reference: PieceSet, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    target, floor = split_halves(len(reference.pieces), reference.groups, rng)
+    halves = split_halves(len(reference.pieces), reference.groups, rng)
+    target, floor = ([reference.pieces[i] for i in half] for half in halves)
     sets = {
-        "target half": [reference.pieces[i] for i in target],
-        "floor half": [reference.pieces[i] for i in floor],
-        "shuffled floor": shuffled_pitches([reference.pieces[i] for i in floor], rng),
+        "target half": target,
+        "floor half": floor,
+        "shuffled floor": shuffled_pitches(floor, rng),
         "sample": samples,
     }
     print("\nvariety: mean distance between two pieces' pitch-class transition matrices, within each set")
