@@ -47,6 +47,10 @@ class ModelConfig:
     # pitch class as input (training.layers.PitchChroma). 0: the scalar pitch alone.
     chroma_semitone: float = 0.0
     chroma_harmonics: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # of the octave; 12: the offset from a semitone
+    # Styles the network is conditioned on: the dataset's source folders (music21: one per composer).
+    # > 0 adds the input ``style`` (B,) int32, 0 .. styles; the last index is "no style" (see
+    # train.style_dropout). 0: unconditioned, no style input.
+    styles: int = 0
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -70,6 +74,7 @@ class ModelConfig:
         for width in [self.widths[i] for i in self.attention_levels] + [self.middle_width]:
             _require(width % self.heads == 0, f"{s}.heads", f"must divide every attention width, not {width}")
         _require(min(self.widths) >= self.se_ratio, f"{s}.se_ratio", "must not exceed the smallest width")
+        _require(self.styles >= 0, f"{s}.styles", f"must be 0 or more, got {self.styles}")
         _require(self.chroma_semitone >= 0, f"{s}.chroma_semitone", f"must be 0 or more, got {self.chroma_semitone}")
         _require(
             len(self.chroma_harmonics) >= 1 and all(1 <= k <= 12 for k in self.chroma_harmonics),
@@ -129,6 +134,9 @@ class TrainSettings:
     # training; the shipped model never learned them (benchmarks/denoise_resolution.py).
     low_noise_share: float = 0.0
     low_noise_steps: int = 50
+    # Share of training segments shown with the "no style" index instead of their own (model.styles > 0),
+    # so one network also samples without a style, as the unconditioned mixture of all of them.
+    style_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -141,6 +149,7 @@ class TrainSettings:
         _require(0.0 <= self.final_fraction < 1.0, f"{s}.final_fraction", "must be in [0, 1)")
         _require(0.0 <= self.ema_decay < 1.0, f"{s}.ema_decay", "must be in [0, 1)")
         _require(0.0 <= self.low_noise_share < 1.0, f"{s}.low_noise_share", "must be in [0, 1)")
+        _require(0.0 <= self.style_dropout < 1.0, f"{s}.style_dropout", "must be in [0, 1)")
         _require(self.low_noise_steps >= 1, f"{s}.low_noise_steps", f"must be at least 1, got {self.low_noise_steps}")
 
     @property

@@ -20,6 +20,7 @@ from training.errors import TrainingError
 
 FORMAT = 1
 ARRAYS = ("segments", "file_id", "heldout", "files", "meta")
+OPTIONAL_ARRAYS = ("file_style",)  # absent in files built before styles; they train unconditioned only
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,27 @@ class DatasetFile:
     heldout: np.ndarray
     files: np.ndarray
     meta: dict[str, Any]
+    file_style: np.ndarray | None = None  # per file: its index in ``styles``
+
+    @property
+    def styles(self) -> list[str]:
+        """Style names (the source folders), in index order; empty for a dataset built without them."""
+        return list(self.meta.get("styles", [])) if self.file_style is not None else []
+
+    @property
+    def train_styles(self) -> np.ndarray:
+        """The style index of each training segment ``(n_train,)`` int32 (needs :attr:`styles`)."""
+        return self._segment_styles()[~self.heldout]
+
+    @property
+    def heldout_styles(self) -> np.ndarray:
+        """The style index of each held-out segment ``(n_heldout,)`` int32 (needs :attr:`styles`)."""
+        return self._segment_styles()[self.heldout]
+
+    def _segment_styles(self) -> np.ndarray:
+        if self.file_style is None:
+            raise TrainingError("this dataset records no styles; rebuild it with `dmc dataset build`")
+        return self.file_style[self.file_id].astype(np.int32)
 
     @property
     def train(self) -> np.ndarray:
@@ -63,6 +85,7 @@ def save_dataset(path: str | os.PathLike[str], data: DatasetFile) -> None:
             heldout=data.heldout.astype(bool),
             files=np.asarray(data.files, dtype=str),
             meta=np.asarray(json.dumps({"format": FORMAT, **data.meta})),
+            **({} if data.file_style is None else {"file_style": data.file_style.astype(np.int32)}),
         )
 
 
@@ -73,7 +96,7 @@ def load_dataset(path: str | os.PathLike[str]) -> DatasetFile:
             missing = [k for k in ARRAYS if k not in npz.files]
             if missing:
                 raise TrainingError(f"{path} is not a dmc dataset: it lacks {missing}")
-            arrays = {k: npz[k] for k in ARRAYS}
+            arrays = {k: npz[k] for k in ARRAYS + OPTIONAL_ARRAYS if k in npz.files}
     except (OSError, ValueError) as exc:
         raise TrainingError(f"cannot read dataset {path}: {exc}; build one with `dmc dataset build`") from exc
     meta = json.loads(str(arrays.pop("meta")))
@@ -98,6 +121,12 @@ def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> Dat
             f"config {config.name} has model.chroma_semitone = {model.chroma_semitone:g} but one semitone of "
             f"{path} is {data.stats.semitone:.9g} scaled units; set it to that (0: no pitch-class input)"
         )
+    if model.styles and len(data.styles) != model.styles:
+        found = f"{len(data.styles)} styles ({', '.join(data.styles)})" if data.styles else "no styles"
+        raise TrainingError(
+            f"config {config.name} has model.styles = {model.styles} but {path} records {found}; set model.styles "
+            f"= {len(data.styles)} (0: no style input)" + ("" if data.styles else " or rebuild the dataset")
+        )
     if data.stats.home_key and config.train.transpose:
         raise TrainingError(
             f"{path} holds every segment in C major / A minor (built with --home-key), and config {config.name}'s "
@@ -118,4 +147,14 @@ def dataset_summary(path: str | os.PathLike[str], data: DatasetFile) -> dict[str
         "stats": data.stats.to_dict(),
         "counts": data.meta.get("counts", {}),
         "music21": data.meta.get("music21", []),
+        "styles": data.styles,
+        "style_shares": style_shares(data),
     }
+
+
+def style_shares(data: DatasetFile) -> list[float]:
+    """Each style's share of the training segments, the odds a sampler draws it with (empty: no styles)."""
+    if not data.styles:
+        return []
+    counts = np.bincount(data.train_styles, minlength=len(data.styles))
+    return [round(float(c), 6) for c in counts / counts.sum()]

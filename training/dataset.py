@@ -192,8 +192,9 @@ def choose_heldout_segments(counts: Sequence[int], groups: Sequence[str], share:
     return mask
 
 
-def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[str, str]) -> DatasetFile:
-    """Join worker results into a dataset with its split, statistics and skip summary."""
+def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[str, str],
+             sources: Sequence[str]) -> DatasetFile:  # fmt: skip
+    """Join worker results into a dataset with its split, statistics, styles and skip summary."""
     kept = [r for r in results if r.segments is not None]
     if not kept:
         raise TrainingError(f"no usable segments of {config.length} notes in {len(results)} files: {_skips(results)}")
@@ -209,7 +210,26 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
     )  # fmt: skip
     files = np.array([_relative(r.path, root_of) for r in kept])
     meta = _meta(results, config, stats, segments, heldout, held)
-    return DatasetFile(segments, file_id, heldout, files, meta)
+    names, file_style = _styles([r.path for r in kept], root_of, sources)
+    meta["styles"] = names
+    return DatasetFile(segments, file_id, heldout, files, meta, file_style)
+
+
+def _styles(paths: Sequence[str], root_of: dict[str, str], sources: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Style names, in the order of ``sources``, and each file's style: the source folder it was found in
+    (a file given by name: its own folder), named by the folder's name, or its whole path where two clash."""
+    rank = {source: i for i, source in enumerate(sources)}
+    keys = [root_of.get(path) or str(Path(path).parent) for path in paths]
+    first: dict[str, int] = {}
+    for key, path in zip(keys, paths, strict=True):
+        first[key] = min(first.get(key, len(rank)), rank.get(root_of.get(path, path), len(rank)))
+    unique = sorted(first, key=first.__getitem__)
+    names = [Path(key).name or key for key in unique]
+    clashes = {name for name in names if names.count(name) > 1}
+    index = {key: i for i, key in enumerate(unique)}
+    return [key if name in clashes else name for key, name in zip(unique, names, strict=True)], np.array(
+        [index[key] for key in keys], np.int32
+    )
 
 
 def _heldout_files(kept: Sequence[FileResult], config: BuildConfig, root_of: dict[str, str]) -> np.ndarray:
@@ -280,7 +300,7 @@ def build_dataset(
     if not paths:
         raise TrainingError(f"no .mid or .midi files under {', '.join(map(str, sources))}")
     root_of = {str(p): str(s) for s in map(Path, sources) if s.is_dir() for p in paths if s in p.parents}
-    data = assemble(read_all(paths, config, show_progress=show_progress), config, root_of)
+    data = assemble(read_all(paths, config, show_progress=show_progress), config, root_of, [str(s) for s in sources])
     data.meta.update(extra_meta or {})
     data.meta["sources"] = [str(s) for s in sources]
     save_dataset(out, data)

@@ -89,7 +89,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def print_summary(path: str, meta: dict[str, Any]) -> None:
     """A short human summary, then the counts and skips as JSON, then (log pitch) the semitone a network's
-    ``[model] chroma_semitone`` must be set to."""
+    ``[model] chroma_semitone`` must be set to, and the styles ``[model] styles`` counts."""
     from bridge.codec import FeatureStats
 
     counts, skipped = meta["counts"], meta["skipped"]
@@ -100,4 +100,5 @@ def print_summary(path: str, meta: dict[str, Any]) -> None:
         f"from {counts['files_used']} of {counts['files_found']} files\n"
         f"skipped: {json.dumps(skipped)}\nstats: {json.dumps(meta['stats'])}\n"
         + (f"semitone: {semitone:.9g} (scaled pitch units)\n" if semitone else "")
+        + (f"styles: {len(meta['styles'])} ({', '.join(meta['styles'])})\n" if meta.get("styles") else "")
     )

@@ -31,19 +31,25 @@ EMA_WEIGHTS = "ema.weights.h5"
 RUN_FILE = "run.json"
 
 
-def _scaled_train(data: DatasetFile) -> tuple[np.ndarray, float]:
-    """Scaled training segments ``(N, 1, L, 3)`` and one semitone in scaled pitch units.
-
-    Durations and gaps past the statistics' high clip to it, as in ``training.pipeline``.
-    """
-    stats = data.stats
-    scaled = stats.scale(data.train)
+def _scaled(data: DatasetFile, segments: np.ndarray) -> np.ndarray:
+    """Scaled segments ``(N, 1, L, 3)``; durations and gaps past the statistics' high clip to it, as in
+    ``training.pipeline``."""
+    scaled = data.stats.scale(segments)
     np.minimum(scaled[..., 1:], 1.0, out=scaled[..., 1:])
-    return scaled[:, None], stats.semitone
+    return scaled[:, None]
 
 
-def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, seed: int = 7919) -> Any:
-    """``(ema, non_trainable) -> loss`` on the held-out segments with fixed noise and timesteps."""
+def network_inputs(config: TrainConfig, x_t: Any, t: Any, style: Any) -> list[Any]:
+    """The network's inputs: ``[x_t, t]``, and the style indices where the network takes them."""
+    import jax.numpy as jnp
+
+    return [x_t, t.astype(jnp.float32), *([style] if config.model.styles else [])]
+
+
+def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, styles: np.ndarray,
+                      seed: int = 7919) -> Any:  # fmt: skip
+    """``(ema, non_trainable) -> loss`` on the held-out segments (with their own styles) with fixed noise
+    and timesteps."""
     import jax
     import jax.numpy as jnp
 
@@ -58,7 +64,7 @@ def make_heldout_loss(network: Any, config: TrainConfig, heldout: np.ndarray, se
 
     @jax.jit
     def loss(ema: list, non_trainable: list) -> Any:
-        pred, _ = network.stateless_call(ema, non_trainable, [x_t, t.astype(jnp.float32)], training=False)
+        pred, _ = network.stateless_call(ema, non_trainable, network_inputs(config, x_t, t, styles), training=False)
         return jnp.mean(jnp.square(pred - target))
 
     return loss
@@ -79,19 +85,26 @@ def draw_timesteps(key: Any, settings: TrainSettings, steps: int) -> Any:
     return jnp.where(jax.random.uniform(k_pick, shape) < settings.low_noise_share, low, t)
 
 
-def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarray, semitone: float) -> Any:
-    """The jitted update: ``(state, key) -> (state, loss)`` with a batch drawn on the device."""
+def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarray, styles: np.ndarray,
+              semitone: float) -> Any:  # fmt: skip
+    """The jitted update: ``(state, key) -> (state, loss)`` with a batch drawn on the device.
+
+    ``styles`` ``(N,)``: each segment's style, replaced by "no style" for ``train.style_dropout`` of a batch.
+    """
     import jax
     import jax.numpy as jnp
 
     settings = config.train
     alpha_bars = jnp.asarray(config.diffusion.noise_schedule().alpha_bars, jnp.float32)
-    dataset = jnp.asarray(data)
+    dataset, dataset_styles = jnp.asarray(data), jnp.asarray(styles, jnp.int32)
     steps_t = config.diffusion.steps
 
     def loss_fn(trainable: list, non_trainable: list, key: Any) -> tuple[Any, list]:
-        k_idx, k_t, k_eps, k_tr = jax.random.split(key, 4)
-        x0 = dataset[jax.random.randint(k_idx, (settings.batch_size,), 0, dataset.shape[0])]
+        k_idx, k_t, k_eps, k_tr, k_drop = jax.random.split(key, 5)
+        index = jax.random.randint(k_idx, (settings.batch_size,), 0, dataset.shape[0])
+        x0 = dataset[index]
+        dropped = jax.random.uniform(k_drop, index.shape) < settings.style_dropout
+        style = jnp.where(dropped, config.model.styles, dataset_styles[index])
         if settings.transpose and semitone:  # a random shift of whole segments in log-pitch
             shift = jax.random.randint(k_tr, (settings.batch_size, 1, 1), -settings.transpose, settings.transpose + 1)
             x0 = x0.at[..., 0].add(shift.astype(jnp.float32) * semitone)
@@ -100,7 +113,7 @@ def make_step(network: Any, optimizer: Any, config: TrainConfig, data: np.ndarra
         ab = alpha_bars[t][:, None, None, None]
         x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps
         target = eps if config.diffusion.prediction == "epsilon" else jnp.sqrt(ab) * eps - jnp.sqrt(1.0 - ab) * x0
-        pred, non_trainable = network.stateless_call(trainable, non_trainable, [x_t, t.astype(jnp.float32)],
+        pred, non_trainable = network.stateless_call(trainable, non_trainable, network_inputs(config, x_t, t, style),
                                                      training=True)  # fmt: skip
         return jnp.mean(jnp.square(pred - target)), non_trainable
 
@@ -171,10 +184,10 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     started_from = warm_start(network, config, init_from) if init_from else None
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    step = make_step(network, optimizer, config, *_scaled_train(data))
-    heldout = data.stats.scale(data.heldout_segments[:512])[:, None]
-    np.minimum(heldout[..., 1:], 1.0, out=heldout[..., 1:])
-    heldout_loss = make_heldout_loss(network, config, heldout) if len(heldout) else None
+    train_styles, heldout_styles = _styles(data, config)
+    step = make_step(network, optimizer, config, _scaled(data, data.train), train_styles, data.stats.semitone)
+    heldout = _scaled(data, data.heldout_segments[:512])
+    heldout_loss = make_heldout_loss(network, config, heldout, heldout_styles[:512]) if len(heldout) else None
     state = tuple([v.value for v in vs] for vs in (network.trainable_variables, network.non_trainable_variables,
                                                   optimizer.variables, network.trainable_variables))  # fmt: skip
     key = jax.random.PRNGKey(config.train.seed)
@@ -205,6 +218,13 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     _record_heldout(heldout_loss, state, done, curve)
     _checkpoint(network, state, run, {**record, "steps": done, "seconds": time.monotonic() - started})
     return done
+
+
+def _styles(data: DatasetFile, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out segments' style indices; zeros (unused) for an unconditioned network."""
+    if not config.model.styles:
+        return np.zeros(len(data.train), np.int32), np.zeros(len(data.heldout_segments), np.int32)
+    return data.train_styles, data.heldout_styles
 
 
 def _record_heldout(heldout_loss: Any, state: tuple, done: int, curve: list) -> None:

@@ -1,5 +1,8 @@
 """The causal U-Net: ``model([sample (B, tracks, L, 3), timestep (B,)]) -> (B, tracks, L, 3)``.
 
+With ``ModelConfig.styles`` it takes a third input, ``style`` (B,) int32, whose learned embedding is
+added to the time embedding, so every residual block hears it.
+
 Levels follow ``ModelConfig.widths`` (kernel sizes shrinking with depth), each with residual
 blocks that receive the time embedding, attention at ``attention_levels``, a middle at
 ``middle_width`` with attention, and skip connections from each encoder level to its decoder
@@ -23,10 +26,16 @@ from training.layers import (
 
 
 def build_unet(cfg: ModelConfig, name: str = "unet") -> keras.Model:
-    """A fresh network with the contract's inputs ``sample`` and ``timestep`` and output ``prediction``."""
+    """A fresh network with the contract's inputs ``sample``, ``timestep`` (and ``style``) and output
+    ``prediction``."""
     sample = keras.Input((cfg.tracks, cfg.length, cfg.features), name="sample")
     timestep = keras.Input((), name="timestep")
+    inputs = [sample, timestep]
     t_emb = TimeEmbedding(cfg.time_embedding, name="time_embedding")(timestep)
+    if cfg.styles:
+        inputs.append(keras.Input((), dtype="int32", name="style"))
+        style_emb = keras.layers.Embedding(cfg.styles + 1, cfg.time_embedding, name="style_embedding")(inputs[-1])
+        t_emb = keras.layers.Add(name="time_and_style")([t_emb, style_emb])
     x = sample
     if cfg.chroma_semitone:
         x = PitchChroma(cfg.chroma_semitone, cfg.chroma_harmonics, name="pitch_chroma")(x)
@@ -50,7 +59,7 @@ def build_unet(cfg: ModelConfig, name: str = "unet") -> keras.Model:
         x = _level(x, t_emb, cfg, level, cfg.widths[level], cfg.kernel_sizes[level], f"up{level}")
 
     out = CausalConv(cfg.features, 1, use_bias=True, name="prediction")(x)
-    return keras.Model([sample, timestep], out, name=name)
+    return keras.Model(inputs, out, name=name)
 
 
 def _level(x: keras.KerasTensor, t_emb: keras.KerasTensor, cfg: ModelConfig, level: int,

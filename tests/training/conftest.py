@@ -26,8 +26,9 @@ def note_like_segments(rng: np.random.Generator, count: int, length: int) -> np.
 
 
 def write_dataset(path: Path, *, count: int = 96, length: int = 16, heldout: int = 16, seed: int = 0,
-                  time_encoding: str = "linear", pitch_gain: float = 1.0) -> Path:  # fmt: skip
-    """A dataset file with ``count`` segments, the last ``heldout`` held out (as from other files)."""
+                  time_encoding: str = "linear", pitch_gain: float = 1.0, styles: int = 0) -> Path:  # fmt: skip
+    """A dataset file with ``count`` segments, the last ``heldout`` held out (as from other files);
+    ``styles`` > 0: files take styles in turn (``style0``, ``style1``, ...)."""
     rng = np.random.default_rng(seed)
     segments = note_like_segments(rng, count, length)
     held = np.arange(count) >= count - heldout
@@ -36,7 +37,10 @@ def write_dataset(path: Path, *, count: int = 96, length: int = 16, heldout: int
             "skipped": {}, "counts": {"segments": count}, "sources": []}  # fmt: skip
     files = np.array([f"file{i}.mid" for i in range((count + 7) // 8)])
     file_id = (np.arange(count) // 8).astype(np.int32)
-    save_dataset(path, DatasetFile(segments=segments, file_id=file_id, heldout=held, files=files, meta=meta))
+    file_style = (np.arange(len(files)) % styles).astype(np.int32) if styles else None
+    if styles:
+        meta["styles"] = [f"style{i}" for i in range(styles)]
+    save_dataset(path, DatasetFile(segments, file_id, held, files, meta, file_style))
     return path
 
 

@@ -18,7 +18,7 @@ from bridge.codec import FeatureStats, Note
 from bridge.constraints import KEY_FIT_SCALES, best_key
 from bridge.home_key import HOME_TONICS
 from tests.midi_factory import random_notes, write_notes_file
-from training.datafile import DatasetFile, load_dataset, save_dataset
+from training.datafile import DatasetFile, load_dataset, save_dataset, style_shares
 from training.dataset import BuildConfig, build_dataset, choose_heldout, choose_heldout_segments, find_midi_files
 from training.errors import TrainingError
 
@@ -229,6 +229,32 @@ def test_held_out_split_follows_segments_per_folder(tmp_path: Path) -> None:
     assert data.meta["build"]["heldout_by"] == "segments"
 
 
+def test_each_source_folder_is_a_style(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two folders and a file given by name: three styles, named by folder, each segment tagged with its own."""
+    rng = np.random.default_rng(1)
+    for name, files in (("jazz", 3), ("folk", 2), ("loose", 1)):
+        for k in range(files):
+            write_notes_file(tmp_path / name / f"{name}{k}.mid", random_notes(rng, 2 * L))
+    sources = [tmp_path / "jazz", tmp_path / "folk", tmp_path / "loose" / "loose0.mid"]
+    build_dataset(sources, tmp_path / "s.npz", BuildConfig(length=L, heldout=0.0, workers=1), show_progress=False)
+    data = load_dataset(tmp_path / "s.npz")
+    assert data.styles == ["jazz", "folk", "loose"]
+    names = np.array(data.styles)[data.train_styles]
+    np.testing.assert_array_equal(names, [Path(f).stem.rstrip("0123456789") for f in data.files[data.file_id]])
+    assert style_shares(data) == pytest.approx([0.5, 1 / 3, 1 / 6], abs=1e-6)
+    assert main(["dataset", "info", str(tmp_path / "s.npz")]) == 0
+    assert "styles: 3 (jazz, folk, loose)" in capsys.readouterr().out
+
+
+def test_a_dataset_built_before_styles_loads_without_them(tmp_path: Path, built: tuple) -> None:
+    _, data, _ = built
+    save_dataset(tmp_path / "old.npz", replace(data, file_style=None))
+    old = load_dataset(tmp_path / "old.npz")
+    assert old.styles == [] and style_shares(old) == []
+    with pytest.raises(TrainingError, match="records no styles; rebuild it"):
+        _ = old.train_styles
+
+
 def test_options_reach_the_segments(corpus: Corpus, tmp_path: Path) -> None:
     quiet = {"show_progress": False}
     meta = build_dataset([corpus.root], tmp_path / "h.npz", BuildConfig(length=L, hop=8, workers=1), **quiet)
@@ -395,5 +421,5 @@ def test_load_refuses_foreign_and_newer_files(tmp_path: Path, built: tuple[dict,
 def test_dataset_file_never_needs_pickle(built: tuple[dict, DatasetFile, Path]) -> None:
     _, _, path = built
     with np.load(path, allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["file_id", "files", "heldout", "meta", "segments"]
+        assert sorted(npz.files) == ["file_id", "file_style", "files", "heldout", "meta", "segments"]
         assert all(npz[k].dtype != object for k in npz.files)

@@ -33,12 +33,11 @@ def test_jax_transposition_unit_is_one_scaled_semitone(tmp_path: Path, pitch_gai
     """The JAX step shifts scaled pitch by multiples of this unit; it must be one semitone under any gain."""
     from tests.training.conftest import write_dataset
     from training.datafile import load_dataset
-    from training.jax_train import _scaled_train
+    from training.jax_train import _scaled
 
     data = load_dataset(write_dataset(tmp_path / "d.npz", pitch_gain=pitch_gain))
-    _, semitone = _scaled_train(data)
     pitch = np.array([[[60.0, 1.0, 0.0], [61.0, 1.0, 0.0]]])
-    assert semitone == pytest.approx(float(np.diff(data.stats.scale(pitch)[0, :, 0])[0]), rel=1e-5)
+    assert data.stats.semitone == pytest.approx(float(np.diff(_scaled(data, pitch)[0, 0, :, 0])[0]), rel=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +91,51 @@ def test_init_from_another_network_is_refused_before_anything_is_written(jax_run
                 "--run", str(tmp_path / "other"), "--steps", "1", "--init-from", str(jax_run))  # fmt: skip
     assert done.returncode != 0 and "another network" in done.stderr
     assert not (tmp_path / "other").exists()
+
+
+STYLED_PREDICT = """
+import sys, numpy as np
+from training.jax_train import load_jax_run
+network, config, _ = load_jax_run(sys.argv[1])
+x = np.random.default_rng(0).standard_normal((3, 1, config.model.length, 3)).astype("float32")
+np.save(sys.argv[2], np.asarray(network([x, np.full(3, 70.0, "float32"), np.array([0, 1, 2], "int32")])))
+"""
+
+
+def _styled_tiny(folder: Path) -> Path:
+    config = folder / "styled.toml"
+    tiny = (ROOT / "training" / "presets" / "tiny.toml").read_text()
+    config.write_text(tiny.replace("[model]", "[model]\nstyles = 2"))
+    return config
+
+
+def test_a_styled_network_trains_and_its_weights_load_into_tensorflow(tmp_path: Path) -> None:
+    """model.styles: the JAX trainer feeds each segment's style (or "no style"), the embedding learns, and
+    the weights give TensorFlow the same prediction for each style."""
+    pytest.importorskip("jax", reason="the JAX trainer needs the extra: pip install '.[jax]'")
+    from tests.training.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data.npz", styles=2)
+    config = _styled_tiny(tmp_path)
+    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(data),
+                "--run", str(tmp_path / "run"), "--steps", "30", "--save-every", "1000")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = _jax("-c", STYLED_PREDICT, str(tmp_path / "run"), str(tmp_path / "jax.npy"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    network, loaded, _ = load_ema_network(tmp_path / "run")
+    assert loaded.model.styles == 2
+    x = np.random.default_rng(0).standard_normal((3, 1, loaded.model.length, 3)).astype("float32")
+    ours = np.asarray(network([x, np.full(3, 70.0, "float32"), np.array([0, 1, 2], "int32")]))
+    np.testing.assert_allclose(ours, np.load(tmp_path / "jax.npy"), atol=1e-4)
+    assert np.abs(ours[0] - ours[1]).max() > 1e-4 and np.abs(ours[0] - ours[2]).max() > 1e-4  # styles differ
+
+
+def test_a_styled_network_on_a_dataset_without_styles_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("jax", reason="the JAX trainer needs the extra: pip install '.[jax]'")
+    from tests.training.conftest import write_dataset
+
+    config = _styled_tiny(tmp_path)
+    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(write_dataset(tmp_path / "d.npz")),
+                "--run", str(tmp_path / "run"), "--steps", "1")  # fmt: skip
+    assert done.returncode == 2 and "model.styles = 2 but" in done.stderr and "no styles" in done.stderr
+    assert not (tmp_path / "run").exists()
