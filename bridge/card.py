@@ -20,6 +20,7 @@ from bridge.codec import FEATURES, FeatureStats
 from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths
 from bridge.schedule import NoiseSchedule
+from bridge.styles import Styles
 
 CARD_FILE = "model.json"
 FORMAT_VERSION = 1
@@ -28,9 +29,9 @@ MAX_GUIDANCE = 10.0  # a bound against typos: the weights that helped here lie n
 CARD_KEYS = (
     "format_version", "name", "model_file", "sha256", "opset", "inputs", "outputs", "length",
     "features", "stats", "schedule", "prediction", "parameters", "training", "parity",
-    "variants", "evaluation", "note_lengths", "guide",
+    "variants", "evaluation", "note_lengths", "guide", "styles",
 )
-OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide")
+OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide", "styles")
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,14 @@ class GuideRef:
         return {"folder": self.folder, "weight": self.weight}
 
 
-def network_io(length: int) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
-    """The network's signature for segments of ``length`` notes (docs/CONTRACTS.md)."""
+def network_io(length: int, styled: bool = False) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+    """The network's signature for segments of ``length`` notes, with the ``style`` input where the network
+    is conditioned on styles (docs/CONTRACTS.md)."""
     features = TensorSpec((None, 1, length, len(FEATURES)))
-    return {"sample": features, "timestep": TensorSpec((None,))}, {"prediction": features}
+    inputs = {"sample": features, "timestep": TensorSpec((None,))}
+    if styled:
+        inputs["style"] = TensorSpec((None,), "int32")
+    return inputs, {"prediction": features}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +118,7 @@ class ModelCard:
     evaluation: dict[str, Any] | None = None
     note_lengths: NoteLengths | None = None  # the training corpus's, for the rhythm grid
     guide: GuideRef | None = None  # a weaker model for autoguidance, off unless present
+    styles: Styles | None = None  # the styles a conditioned network takes (its ``style`` input)
 
     def __post_init__(self) -> None:
         _check_version(self.format_version)
@@ -134,14 +140,14 @@ class ModelCard:
                 "fix the card or re-export the model"
             )
         if not self.inputs and not self.outputs:
-            inputs, outputs = network_io(self.length)
+            inputs, outputs = network_io(self.length, self.styles is not None)
             object.__setattr__(self, "inputs", inputs)
             object.__setattr__(self, "outputs", outputs)
         self._check_io()
 
     def _check_io(self) -> None:
         """The declared signature must be the contract's, up to a fixed batch size."""
-        expected_in, expected_out = network_io(self.length)
+        expected_in, expected_out = network_io(self.length, self.styles is not None)
         for declared, expected in ((self.inputs, expected_in), (self.outputs, expected_out)):
             if set(declared) != set(expected) or any(
                 declared[k].dtype != spec.dtype or declared[k].shape[1:] != spec.shape[1:]
@@ -178,6 +184,8 @@ class ModelCard:
                 fields["note_lengths"] = NoteLengths.from_dict(data["note_lengths"])
             if "guide" in data:
                 fields["guide"] = GuideRef.from_dict(data["guide"])
+            if "styles" in data:
+                fields["styles"] = Styles.from_dict(data["styles"])
         except BridgeError as exc:
             raise BridgeError(f"model card: {exc}; update diffusion-composer or re-export the model") from exc
         except (TypeError, ValueError, AttributeError) as exc:
@@ -209,7 +217,7 @@ class ModelCard:
         for key in OPTIONAL_KEYS:
             value = getattr(self, key)
             if value is not None:
-                out[key] = value.to_dict() if isinstance(value, (NoteLengths, GuideRef)) else value
+                out[key] = value.to_dict() if isinstance(value, (NoteLengths, GuideRef, Styles)) else value
         return out
 
 

@@ -253,6 +253,8 @@ class Daemon:
             new = old.with_values(values)
             if new.guidance != old.guidance:  # may refuse (a model without a guide): then nothing changes
                 self.source.set_guidance(new.guidance)
+            if new.style != old.style:  # refused, naming the styles there are, when the model lacks it
+                self.source.check_style(new.style)
             self._settings = new
         self._apply(old, new)
         if self.options.settings_path is not None:
@@ -332,6 +334,7 @@ class Daemon:
             program=settings.program or 0,
             transpose=settings.transpose,
             corpus_lengths=settings.note_lengths == "corpus",
+            style=settings.style,
             **changes,
         )
 

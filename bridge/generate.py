@@ -28,6 +28,7 @@ from bridge.note_lengths import NOTE_LENGTH_CHOICES
 from bridge.progress import progress
 from bridge.runtime import PRECISIONS, Denoiser, load_model
 from bridge.samplers import SAMPLERS, Progress, make_sampler
+from bridge.styles import MIX, pick_style
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.json"
@@ -58,6 +59,7 @@ class GenerateOptions:
     device: str = "auto"
     precision: str = "auto"  # see bridge.runtime.PRECISIONS
     guidance: float | None = None  # autoguidance weight; None: the card's (see bridge.guidance)
+    style: str = MIX  # a style name of a conditioned model, "mix" (each piece draws one) or "none" (bridge.styles)
 
     def __post_init__(self) -> None:
         checks = {
@@ -113,6 +115,7 @@ def generate(
             "differs); pass --model with the original model folder"
         )
     options = dataclasses.replace(options, guidance=denoiser.guidance)  # the record names the weight used
+    pick_style(denoiser.card.styles, options.style, 0)  # a bad style is refused before anything is written
     prompt = _prompt(options, denoiser)
     paths, files = [], []
     with progress(options.n, "composing") as advance:
@@ -122,7 +125,7 @@ def generate(
             path = out / f"sample-{i + 1}.mid"
             write_midi(path, notes, bpm=options.bpm)
             paths.append(path)
-            files.append({"file": path.name, "seed": seed, "notes": len(notes)})
+            files.append({"file": path.name, "seed": seed, "notes": len(notes), **_style_entry(denoiser)})
             advance()
     _write_record(out, options, denoiser, files)
     return paths
@@ -135,8 +138,11 @@ def compose(
     prompt: np.ndarray | None,
     on_step: Progress | None = None,
 ) -> list[Note]:
-    """One piece: sample (continuing the prompt, sliding windows past L), then decode to notes."""
+    """One piece in its style: sample (continuing the prompt, sliding windows past L), then decode to notes."""
     card = denoiser.card
+    style = pick_style(card.styles, options.style, seed)
+    if style is not None:
+        denoiser.set_style(style)
     constraint = _constraint(options)
     offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
     scaled = continue_long(
@@ -149,6 +155,12 @@ def compose(
         velocity=options.velocity, channel=options.channel, program=options.program,
     )  # fmt: skip
     return decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
+
+
+def _style_entry(denoiser: Denoiser) -> dict[str, str]:
+    """The record's note of the style a piece was made in (nothing for a model without styles)."""
+    styles, style = denoiser.card.styles, denoiser.style
+    return {} if styles is None or style is None else {"style": styles.name(int(style))}
 
 
 def _constraint(options: GenerateOptions) -> PitchConstraint:

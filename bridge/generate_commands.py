@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="auto: the model's fp16 graph on CUDA, fp32 on CPU")
     p.add_argument("--guidance", type=float, default=None, metavar="W",
                    help="autoguidance weight when the model carries a guide (default: the card's; 0: off)")
+    p.add_argument("--style", default="mix",
+                   help="for a model trained on several source folders (the default: bach, beethoven, mozart, haydn): "
+                   'one of them, "mix" (default: each piece draws one, as often as the training music had it) or '
+                   '"none" (no style: the blend of all)')
     p.add_argument("--from", dest="record", default=None, metavar="samples.json",
                    help="make the pieces of an earlier samples.json again (other options are ignored)")
     p.add_argument("--force", action="store_true", help="write into a folder that is not empty")

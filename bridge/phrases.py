@@ -27,6 +27,7 @@ from bridge.errors import BridgeError
 from bridge.home_key import move_prompt, output_offset
 from bridge.runtime import Denoiser, set_guidance
 from bridge.samplers import make_sampler, sample
+from bridge.styles import MIX, pick_style
 
 SEED_RANGE = 2**32
 
@@ -54,6 +55,7 @@ class PhraseRequest:
     transpose: int = 0
     prime: tuple[Note, ...] = ()
     prime_beats: float = 0.0
+    style: str = MIX  # a conditioned model's style, "mix" (each phrase draws one) or "none" (bridge.styles)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ class PhraseSource(Protocol):
 
     def set_guidance(self, weight: float | None) -> None:
         """Autoguide from the next phrase at ``weight`` (None: the model card's, 0: off); BridgeError if it cannot."""
+        ...
+
+    def check_style(self, style: str) -> None:
+        """BridgeError, naming the styles there are, for a style this source cannot write."""
         ...
 
 
@@ -135,6 +141,9 @@ class ModelPhraseSource:
             self.budget = StepBudget()
             self._measure()
 
+    def check_style(self, style: str) -> None:
+        pick_style(self.denoiser.card.styles, style, 0)
+
     def _measure(self) -> None:
         """One step and eight steps, timed apart: the difference is seven steps' worth."""
         request = PhraseRequest(grid=None, seed=0)
@@ -170,6 +179,9 @@ class ModelPhraseSource:
         """Sample, constrain, decode; the continuation's new notes only when there is a prime."""
         seed = request.seed
         card = self.denoiser.card
+        style = pick_style(card.styles, request.style, seed)
+        if style is not None:
+            self.denoiser.set_style(style)
         prompt = prompt_features(request.prime, card.stats.encoding, card.length // 2) if request.prime else None
         constraint = self._constraint(request)
         offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
@@ -237,6 +249,9 @@ class ArpeggioSource:
     def set_guidance(self, weight: float | None) -> None:
         if weight:
             raise BridgeError("the arpeggio demo (--model none) has no model to guide; set guidance=none")
+
+    def check_style(self, style: str) -> None:
+        pick_style(None, style, 0)
 
     def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
         started = time.monotonic()

@@ -130,7 +130,8 @@ class Denoiser:
     Inputs and output are bound once per batch size (IO binding) and reused every step; on
     CUDA they live on the GPU. Calls are serialized by a lock, so one Denoiser may be shared
     between threads. With a ``guide`` and a ``guidance`` weight above 0, every call is
-    autoguided (:mod:`bridge.guidance`).
+    autoguided (:mod:`bridge.guidance`). A network conditioned on styles (``card.styles``) is fed
+    ``style``: one index for every sample or one per sample, "no style" until one is set.
     """
 
     def __init__(self, session: ort.InferenceSession, card: ModelCard, model_dir: Path, device: str,
@@ -142,6 +143,7 @@ class Denoiser:
         self.precision = precision
         self.guide: Denoiser | None = None  # set by set_guidance when the card names a guide
         self.guidance = 0.0
+        self.style: np.ndarray | None = None if card.styles is None else np.int32(card.styles.none)
         self._buffers: dict[int, _Buffers] = {}
         self._lock = threading.Lock()
 
@@ -156,11 +158,23 @@ class Denoiser:
         with self._lock:
             buffers = self._buffers.get(batch)
             if buffers is None:
-                buffers = self._buffers[batch] = _Buffers.allocate(self.session, batch, self.length, self.device)
-            prediction = buffers.run(self.session, sample, timestep)
+                buffers = self._buffers[batch] = _Buffers.allocate(
+                    self.session, batch, self.length, self.device, styled=self.style is not None
+                )
+            prediction = buffers.run(self.session, sample, timestep, self.style)
         if self.guide is not None and self.guidance:
             prediction += self.guidance * (prediction - self.guide(sample, timestep))
         return prediction
+
+    def set_style(self, style: int | np.ndarray) -> None:
+        """Condition the next calls on ``style``: one index (``card.styles.none``: no style) or one per sample."""
+        styles = self.card.styles
+        if styles is None:
+            raise BridgeError(f"model {self.card.name!r} is not conditioned on styles")
+        indices = np.asarray(style, np.int32)
+        if indices.ndim > 1 or not np.all((indices >= 0) & (indices <= styles.none)):
+            raise BridgeError(f"style indices must lie in 0 .. {styles.none} (one, or one per sample), got {style!r}")
+        self.style = indices
 
     def _check_inputs(self, sample: np.ndarray, timestep: np.ndarray) -> int:
         """The batch size, after checking shapes against the card and timesteps against the schedule."""
@@ -177,6 +191,8 @@ class Denoiser:
         last = self.card.schedule.steps - 1
         if not 0 <= np.min(timestep) <= np.max(timestep) <= last:
             raise BridgeError(f"timesteps must lie in 0 .. {last}, got {np.min(timestep)} .. {np.max(timestep)}")
+        if self.style is not None and self.style.ndim and self.style.shape != shape[:1]:
+            raise BridgeError(f"{len(self.style)} styles are set, one per sample, but the batch has {shape[0]}")
         return shape[0]
 
 
@@ -188,33 +204,32 @@ class _Buffers:
     array is all a run needs; on CUDA the host array is then copied to the GPU in place.
     """
 
-    sample: np.ndarray
-    timestep: np.ndarray
+    hosts: tuple[np.ndarray, ...]  # sample, timestep (and style)
     device: str
     binding: ort.IOBinding
-    inputs: tuple[ort.OrtValue, ort.OrtValue]
+    inputs: tuple[ort.OrtValue, ...]
     output: ort.OrtValue
 
     @classmethod
-    def allocate(cls, session: ort.InferenceSession, batch: int, length: int, device: str) -> _Buffers:
+    def allocate(cls, session: ort.InferenceSession, batch: int, length: int, device: str, *,
+                 styled: bool = False) -> _Buffers:  # fmt: skip
         sample = np.zeros((batch, 1, length, 3), np.float32)
-        timestep = np.zeros((batch,), np.float32)
-        from_numpy = ort.OrtValue.ortvalue_from_numpy
-        inputs = (from_numpy(sample, device, 0), from_numpy(timestep, device, 0))
+        hosts = (sample, np.zeros((batch,), np.float32), *([np.zeros((batch,), np.int32)] if styled else []))
+        inputs = tuple(ort.OrtValue.ortvalue_from_numpy(host, device, 0) for host in hosts)
         output = ort.OrtValue.ortvalue_from_shape_and_type(sample.shape, np.float32, device, 0)
         binding = session.io_binding()
-        binding.bind_ortvalue_input("sample", inputs[0])
-        binding.bind_ortvalue_input("timestep", inputs[1])
+        for name, value in zip(("sample", "timestep", "style"), inputs, strict=False):
+            binding.bind_ortvalue_input(name, value)
         binding.bind_ortvalue_output("prediction", output)
-        return cls(sample, timestep, device, binding, inputs, output)
+        return cls(hosts, device, binding, inputs, output)
 
-    def run(self, session: ort.InferenceSession, sample: np.ndarray, timestep: np.ndarray) -> np.ndarray:
-        """Copy the inputs in (converting to float32), run, and return a copy the caller owns."""
-        np.copyto(self.sample, sample, casting="same_kind")
-        np.copyto(self.timestep, timestep, casting="same_kind")
-        if self.device != "cpu":
-            self.inputs[0].update_inplace(self.sample)
-            self.inputs[1].update_inplace(self.timestep)
+    def run(self, session: ort.InferenceSession, *values: np.ndarray | None) -> np.ndarray:
+        """Copy the inputs in (converting to the bound types, broadcasting one style to the batch), run,
+        and return a copy the caller owns."""
+        for host, value, bound in zip(self.hosts, values, self.inputs, strict=False):
+            np.copyto(host, value, casting="same_kind")
+            if self.device != "cpu":
+                bound.update_inplace(host)
         session.run_with_iobinding(self.binding)
         return np.array(self.output.numpy(), copy=True)  # on CPU .numpy() is a view the next run overwrites
 

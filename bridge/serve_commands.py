@@ -110,6 +110,7 @@ def serve_command(args: argparse.Namespace) -> int:
         settings_path=settings_path,
     )
     source = phrase_source(args.model, args.device, args.precision, settings.guidance)
+    source.check_style(settings.style)  # a style the model lacks is refused before any port opens
     with (
         Daemon(source, settings, options) as daemon,
         stop_on_signals(daemon),

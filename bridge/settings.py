@@ -27,6 +27,7 @@ from bridge.constraints import AUTO_KEY, PitchConstraint
 from bridge.errors import BridgeError
 from bridge.note_lengths import NOTE_LENGTH_CHOICES
 from bridge.samplers import SAMPLERS
+from bridge.styles import MIX
 from bridge.triggers import ACTIONS, Binding, parse_binding
 
 MODES = ("phrase", "continuous", "respond")
@@ -63,6 +64,7 @@ class Settings:
     takes: str = ""  # folder for takes; "": the default one, "off": keep none
     note_lengths: str = "corpus"  # corpus: durations weighed by the model's training music; grid: the nearest
     guidance: float | None = None  # autoguidance weight; None: the model card's, 0: off
+    style: str = MIX  # a style of a conditioned model, "mix" (each phrase draws one) or "none" (bridge.styles)
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)

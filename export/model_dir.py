@@ -21,6 +21,7 @@ from bridge.card import ModelCard, write_card
 from bridge.codec import FeatureStats
 from bridge.note_lengths import NoteLengths
 from bridge.schedule import NoiseSchedule
+from bridge.styles import Styles
 from export import onnx_graph, parity
 from export.errors import ExportError
 
@@ -34,28 +35,39 @@ FP16_MAX_ABS = 5e-2  # half precision: a sanity bound against the float32 graph,
 class ExportSource:
     """What an export needs from training: the (EMA) network and how it was trained."""
 
-    network: Any  # keras.Model taking [sample (B, 1, L, 3), timestep (B,)]
+    network: Any  # keras.Model taking [sample (B, 1, L, 3), timestep (B,)] (and style (B,) where styled)
     length: int
     schedule: NoiseSchedule
     prediction: str
     stats: FeatureStats
     training: dict[str, Any] = field(default_factory=dict)
     note_lengths: NoteLengths | None = None  # the training corpus's, for the bridge's rhythm grid
+    styles: Styles | None = None  # the styles of a conditioned network, in its index order
+
+    @property
+    def style_count(self) -> int:
+        """Styles the network is conditioned on (0: none, no style input)."""
+        return len(self.styles.names) if self.styles else 0
 
 
 def keras_runner(network: Any) -> Any:
-    """The Keras network as ``run(sample, timestep) -> prediction`` (numpy in, numpy out)."""
-    return lambda sample, timestep: np.asarray(network([sample, timestep], training=False))
+    """The Keras network as ``run(sample, timestep[, style]) -> prediction`` (numpy in, numpy out)."""
+    return lambda *inputs: np.asarray(network(list(inputs), training=False))
 
 
 def export_model(
     source: ExportSource, out_dir: str | os.PathLike[str], *, name: str, fp16: bool = False
 ) -> ModelCard:
     """Convert, prove parity, then write the model files and the card; returns the card."""
+    if len(source.network.inputs) != 2 + bool(source.styles):
+        raise ExportError(
+            f"the network takes {len(source.network.inputs)} inputs but the run records "
+            f"{source.style_count} styles; nothing was written"
+        )
     proto = onnx_graph.keras_to_onnx(source.network, source.length)
     graph = proto.SerializeToString()
     check = parity.measure(keras_runner(source.network), parity.onnx_runner(graph), source.length,
-                           source.schedule.steps)  # fmt: skip
+                           source.schedule.steps, styles=source.style_count)  # fmt: skip
     log.info("parity Keras vs ONNX (CPU): max abs difference %.2e", check.max_abs)
     if not check.max_abs <= parity.MAX_ABS:
         raise ExportError(
@@ -74,7 +86,7 @@ def export_model(
         name=name, model_file=MODEL_FILE, sha256=_sha256(graph), opset=onnx_graph.OPSET,
         length=source.length, stats=source.stats, schedule=source.schedule, prediction=source.prediction,
         parameters=int(source.network.count_params()), training=source.training, parity=check.to_dict(),
-        variants=variants, note_lengths=source.note_lengths,
+        variants=variants, note_lengths=source.note_lengths, styles=source.styles,
     )  # fmt: skip
     write_card(out, card)
     log.info("exported %s (%.1f MB, %d parameters)", out / MODEL_FILE, len(graph) / 1e6, card.parameters)
@@ -88,7 +100,8 @@ def _sha256(data: bytes) -> str:
 def _fp16_variant(proto: Any, graph: bytes, source: ExportSource) -> tuple[bytes, dict[str, Any]]:
     """The half-precision graph and its card entry, with parity against the float32 graph (CPU)."""
     half = onnx_graph.to_fp16(proto).SerializeToString()
-    check = parity.measure(parity.onnx_runner(graph), parity.onnx_runner(half), source.length, source.schedule.steps)
+    check = parity.measure(parity.onnx_runner(graph), parity.onnx_runner(half), source.length, source.schedule.steps,
+                           styles=source.style_count)  # fmt: skip
     log.info("parity fp16 vs float32 graph: max abs difference %.2e", check.max_abs)
     if not check.max_abs <= FP16_MAX_ABS:
         raise ExportError(f"the fp16 graph differs from float32 by {check.max_abs:.3g} (limit {FP16_MAX_ABS})")
@@ -120,6 +133,7 @@ def export_run(
         prediction=config.diffusion.prediction,
         stats=FeatureStats.from_dict(dataset["stats"]),
         note_lengths=_corpus_note_lengths(data or dataset.get("path")),
+        styles=Styles(tuple(dataset["styles"]), tuple(dataset["style_shares"])) if config.model.styles else None,
         training={
             "run": str(Path(run_dir).resolve().name),
             "config": config.to_dict(),

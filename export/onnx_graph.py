@@ -1,7 +1,8 @@
 """Keras network -> ONNX graph with tf2onnx, and the fp16 variant for GPUs.
 
-The graph's signature is the contract in docs/CONTRACTS.md: inputs ``sample`` ``(batch, 1, L, 3)``
-and ``timestep`` ``(batch,)``, output ``prediction``; the batch dimension stays dynamic.
+The graph's signature is the contract in docs/CONTRACTS.md: inputs ``sample`` ``(batch, 1, L, 3)``,
+``timestep`` ``(batch,)`` and, for a network conditioned on styles, ``style`` ``(batch,)`` int32; output
+``prediction``; the batch dimension stays dynamic.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from export import graph_fusion
 
 log = logging.getLogger(__name__)
 OPSET = 17  # LayerNormalization as one op; supported by onnxruntime's CPU and CUDA providers
-INPUT_NAMES = ("sample", "timestep")
+INPUT_NAMES = ("sample", "timestep", "style")
 OUTPUT_NAME = "prediction"
 
 
 def keras_to_onnx(network: object, length: int, opset: int = OPSET, *, lean: bool = True) -> onnx.ModelProto:
-    """Trace ``network([sample, timestep])`` as a tf.function and convert it; the checker must pass.
+    """Trace ``network([sample, timestep(, style)])`` as a tf.function and convert it; the checker must pass.
 
     ``lean`` rewrites tf2onnx's output into fewer, fusable ops (``graph_fusion``), the same function.
     """
@@ -29,11 +30,12 @@ def keras_to_onnx(network: object, length: int, opset: int = OPSET, *, lean: boo
     spec = (
         tf.TensorSpec((None, 1, length, 3), tf.float32, name=INPUT_NAMES[0]),
         tf.TensorSpec((None,), tf.float32, name=INPUT_NAMES[1]),
-    )
+        tf.TensorSpec((None,), tf.int32, name=INPUT_NAMES[2]),
+    )[: len(network.inputs)]  # type: ignore[attr-defined]
 
     @tf.function(input_signature=spec)
-    def denoise(sample: tf.Tensor, timestep: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_NAME: network([sample, timestep], training=False)}  # type: ignore[operator]
+    def denoise(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_NAME: network(list(inputs), training=False)}  # type: ignore[operator]
 
     proto, _ = tf2onnx.convert.from_function(denoise, input_signature=spec, opset=opset)
     proto.producer_name = "diffusion-composer"

@@ -18,6 +18,7 @@ from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths
 from bridge.runtime import load_model
 from bridge.samplers import make_sampler, sample
+from bridge.styles import Styles
 from export import parity
 from export.errors import ExportError
 from export.graph_fusion import op_counts, ort_optimized
@@ -170,6 +171,34 @@ def test_pitch_class_input_exports_with_parity(tmp_path: Path) -> None:
     assert card.parity["max_abs"] <= parity.MAX_ABS and card.stats.pitch_gain == 3.0
     ops = {node.op_type for node in onnx.load(tmp_path / "chroma" / "model.onnx").graph.node}
     assert {"Sin", "Cos"} <= ops
+
+
+def test_a_styled_network_exports_with_its_styles_and_parity_for_each(tmp_path: Path) -> None:
+    """The style input (an int32 Gather of an embedding) converts; every style, "no style" too, matches Keras,
+    and the runtime feeds it."""
+    model = dataclasses.replace(TINY.model, styles=2)
+    styles = Styles(("bach", "haydn"), (0.75, 0.25))
+    network = build_unet(model)
+    table = network.get_layer("style_embedding")
+    table.set_weights([np.random.default_rng(0).standard_normal(table.get_weights()[0].shape).astype("float32")])
+    source = ExportSource(network, model.length, TINY.diffusion.noise_schedule(), "epsilon", _stats(), styles=styles)
+    card = export_model(source, tmp_path / "styled", name="styled", fp16=True)
+    assert card.styles == styles and card.inputs["style"].dtype == "int32"
+    assert card.parity["max_abs"] <= parity.MAX_ABS and card.variants["fp16"]["parity_max_abs"] < 5e-2
+    denoiser = load_model(tmp_path / "styled", device="cpu")
+    x, t = np.random.default_rng(1).standard_normal((3, 1, model.length, 3)).astype("float32"), np.full(3, 50.0)
+    denoiser.set_style(np.array([0, 1, 2]))
+    keras_out = np.asarray(network([x, t.astype("float32"), np.array([0, 1, 2], "int32")]))
+    np.testing.assert_allclose(denoiser(x, t), keras_out, atol=parity.MAX_ABS)
+    assert np.abs(keras_out[0] - keras_out[1]).max() > 1e-3  # the styles differ
+
+
+def test_styles_the_network_does_not_take_are_refused(tmp_path: Path) -> None:
+    source = ExportSource(build_unet(TINY.model), TINY.model.length, TINY.diffusion.noise_schedule(), "epsilon",
+                          _stats(), styles=Styles(("a", "b"), (0.5, 0.5)))  # fmt: skip
+    with pytest.raises(ExportError, match="the network takes 2 inputs but the run records 2 styles"):
+        export_model(source, tmp_path / "m", name="m")
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow
