@@ -35,21 +35,23 @@ def main(argv: list[str] | None = None) -> None:
     batches = heldout_batches(data, args.segments, 1)  # scaled exactly as training scales its held-out loss
     if batches is None:
         parser.error(f"{args.data} has fewer than {args.segments} held-out segments; lower --segments")
-    x0 = next(iter(batches))[0].numpy()
+    x0, style, _ = (b.numpy() for b in next(iter(batches)))
     print(f"eps MSE per feature (pitch/duration/gap) on {len(x0)} held-out segments")
     print(f"{'run':<28} {'step':>6}  " + "  ".join(f"{f't={t}':>17}" for t in TIMESTEPS))
     for run in args.runs:
         network, config, meta = load_ema_network(run)
         alpha_bars = config.diffusion.noise_schedule().alpha_bars
-        cells = "  ".join(_cell(network, x0, alpha_bars[t], t) for t in TIMESTEPS)
+        styles = [style] if config.model.styles else []  # a styled run sees each segment's own style
+        cells = "  ".join(_cell(network, x0, styles, alpha_bars[t], t) for t in TIMESTEPS)
         print(f"{run[-28:]:<28} {meta.get('checkpoint_step', meta.get('step', '?')):>6}  {cells}")
 
 
-def _cell(network: Any, x0: np.ndarray, alpha_bar: float, t: int) -> str:
-    """The eps MSE per feature at timestep ``t``, with noise drawn from a seed fixed per t."""
+def _cell(network: Any, x0: np.ndarray, styles: list[np.ndarray], alpha_bar: float, t: int) -> str:
+    """The eps MSE per feature at timestep ``t``, with noise drawn from a seed fixed per t; ``styles``: the
+    style input ``(B,)`` of a styled network, else empty."""
     eps = np.random.default_rng(t).standard_normal(x0.shape).astype(np.float32)
     xt = (np.sqrt(alpha_bar) * x0 + np.sqrt(1.0 - alpha_bar) * eps).astype(np.float32)
-    predicted = np.asarray(network([xt, np.full(len(x0), t, np.float32)], training=False))
+    predicted = np.asarray(network([xt, np.full(len(x0), t, np.float32), *styles], training=False))
     mse = ((predicted - eps) ** 2).mean(axis=(0, 1, 2))
     return "/".join(f"{m:.3f}" for m in mse)
 

@@ -23,7 +23,8 @@ from training.run import build_model
 ROW = "{:8} {:>11} {:>8} {:>8} {:>8} {:>12} {:>10}"
 
 
-def steps_per_second(step: Callable[[tf.Tensor], dict], batch: tf.Tensor, steps: int) -> float:
+def steps_per_second(step: Callable[[tuple[tf.Tensor, tf.Tensor]], dict], batch: tuple[tf.Tensor, tf.Tensor],
+                     steps: int) -> float:  # fmt: skip
     """Two warm-up steps (tracing, compilation), then the mean rate of ``steps`` timed steps."""
     for _ in range(2):
         step(batch)["loss"].numpy()
@@ -45,7 +46,8 @@ def main() -> None:
         config = load_config(name)
         model, _ = build_model(config)
         shape = (args.batch, config.model.tracks, config.model.length, config.model.features)
-        batch = tf.constant(np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))
+        x0 = tf.constant(np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))
+        batch = (x0, tf.zeros(args.batch, tf.int32))  # (segments, styles), as training.pipeline yields them
         eager = steps_per_second(model.train_step, batch, args.steps)
         graph = steps_per_second(tf.function(model.train_step, autograph=False), batch, args.steps)
         xla = steps_per_second(tf.function(model.train_step, autograph=False, jit_compile=True), batch, args.steps)

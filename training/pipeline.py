@@ -4,6 +4,8 @@ The batch for training step ``s`` is a pure function of ``(seed, s)``: each epoc
 permutation of the training segments (with its own transposition draws), epochs are
 concatenated and cut into global batches. So a resumed run rebuilds the pipeline at its step and
 sees exactly the data an uninterrupted run would, with no iterator state in the checkpoint.
+Each batch carries its segments' style indices (``model.styles``), looked up after the draws, so
+they change no batch.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ def _scaler(stats: FeatureStats) -> Callable[[tf.Tensor], tf.Tensor]:
     return scale
 
 
+def _segment_styles(data: DatasetFile, heldout: bool) -> np.ndarray:
+    """Style index per training (or held-out) segment ``(n,)`` int32, in the order of ``data.train``
+    (``data.heldout_segments``); zeros for a dataset without styles, where only unconditioned
+    networks train (:func:`training.datafile.load_training_data`) and ignore them."""
+    if data.styles:
+        return data.heldout_styles if heldout else data.train_styles
+    return np.zeros(int(np.count_nonzero(data.heldout == heldout)), np.int32)
+
+
 def _epoch_items(epoch: tf.Tensor, n: int, settings: TrainSettings) -> tf.data.Dataset:
     seed = tf.stack([tf.constant(settings.seed, tf.int64), epoch])
     order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed)
@@ -56,7 +67,8 @@ def train_batches(
     data: DatasetFile, settings: TrainSettings, start_step: int,
     pipeline: int = 0, pipelines: int = 1, replicas_per_pipeline: int = 1,
 ) -> tf.data.Dataset:  # fmt: skip
-    """Endless per-replica batches ``(B / replicas, 1, L, 3)`` for steps ``start_step, start_step + 1, ...``.
+    """Endless per-replica batches ``(x0 (B / replicas, 1, L, 3), style (B / replicas,))`` for steps
+    ``start_step, start_step + 1, ...``.
 
     With several input pipelines (workers), pipeline ``i`` takes its slice of each global batch.
     """
@@ -69,12 +81,13 @@ def train_batches(
         raise TrainingError(f"train.batch_size {batch} must be a multiple of the {replicas} replicas")
     epoch, offset = divmod(start_step * batch, n)
     segments, scale, encoding = tf.constant(train), _scaler(data.stats), data.stats.encoding
+    styles = tf.constant(_segment_styles(data, heldout=False))
     per_pipeline = batch // pipelines
 
-    def load(index: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    def load(index: tf.Tensor, shift: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.gather(segments, index)  # (b, L, 3)
         pitch = transpose_pitch(x[..., 0], shift[:, None], encoding)
-        return scale(tf.concat([pitch[..., None], x[..., 1:]], axis=-1))
+        return scale(tf.concat([pitch[..., None], x[..., 1:]], axis=-1)), tf.gather(styles, index)
 
     ds = tf.data.Dataset.counter(epoch).flat_map(lambda e: _epoch_items(e, n, settings)).skip(offset)
     ds = ds.batch(batch, drop_remainder=True)
@@ -87,10 +100,12 @@ def train_batches(
 
 
 def heldout_batches(data: DatasetFile, batch: int, batches: int) -> tf.data.Dataset | None:
-    """The first ``batches`` full batches of held-out segments as ``(x0 (B, 1, L, 3), index)``; None if too few."""
+    """The first ``batches`` full batches of held-out segments as ``(x0 (B, 1, L, 3), style (B,), index)``;
+    None if too few."""
     heldout = data.stats.encode_times(data.heldout_segments).astype(np.float32)
     count = min(batches, len(heldout) // batch)
     if count == 0:
         return None
     x0 = _scaler(data.stats)(tf.constant(heldout[: count * batch].reshape(count, batch, *heldout.shape[1:])))
-    return tf.data.Dataset.from_tensor_slices((x0, tf.range(count)))
+    style = _segment_styles(data, heldout=True)[: count * batch].reshape(count, batch)
+    return tf.data.Dataset.from_tensor_slices((x0, style, tf.range(count)))

@@ -115,7 +115,8 @@ def build_model(config: TrainConfig) -> tuple[DiffusionModel, keras.optimizers.O
     keras.utils.set_random_seed(settings.seed)
     network = build_unet(config.model)
     model = DiffusionModel(network, config.diffusion, ema_decay=settings.ema_decay, seed=settings.seed,
-                           low_noise=(settings.low_noise_share, settings.low_noise_steps))
+                           low_noise=(settings.low_noise_share, settings.low_noise_steps),
+                           styles=config.model.styles, style_dropout=settings.style_dropout)  # fmt: skip
     lr = keras.optimizers.schedules.PiecewiseConstantDecay(
         [settings.final_phase_start], [settings.learning_rate, settings.final_learning_rate]
     )
@@ -155,9 +156,11 @@ def ddpm_sample(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], schedul
 
 
 def write_samples(network: keras.Model, config: TrainConfig, stats: FeatureStats, folder: Path, step: int) -> None:
-    """``samples`` .mid files from the EMA network, named by step (seeded by the step, so reproducible)."""
-    predict = tf.function(lambda x, t: network([x, t], training=False), reduce_retracing=True)
+    """``samples`` .mid files from the EMA network, named by step (seeded by the step, so reproducible);
+    a styled network samples with "no style", the mixture of all styles."""
     shape = (config.train.samples, config.model.tracks, config.model.length, config.model.features)
+    no_style = [tf.fill([shape[0]], config.model.styles)] if config.model.styles else []
+    predict = tf.function(lambda x, t: network([x, t, *no_style], training=False), reduce_retracing=True)
     rng = np.random.default_rng([config.train.seed, step])
     x0 = ddpm_sample(lambda x, t: predict(x, t).numpy(), config.diffusion.noise_schedule(), shape,
                      config.diffusion.prediction, rng)  # fmt: skip
@@ -249,7 +252,8 @@ class _Session:
         # A local copy holding the EMA weights, for the held-out loss of what export ships and for samples.
         settings = config.train
         self.ema_model = DiffusionModel(build_unet(config.model, name="ema"), config.diffusion,
-                                        ema_decay=settings.ema_decay, seed=settings.seed)  # fmt: skip
+                                        ema_decay=settings.ema_decay, seed=settings.seed,
+                                        styles=config.model.styles, style_dropout=settings.style_dropout)  # fmt: skip
         self.test_steps = {
             "heldout_loss": tf.function(self.model.test_step, autograph=False),
             "heldout_loss_ema": tf.function(self.ema_model.test_step, autograph=False),
@@ -345,7 +349,8 @@ class _Session:
 def load_ema_network(run_dir: str | os.PathLike[str], step: int | None = None) -> tuple[keras.Model, TrainConfig, dict]:
     """The EMA network of a run's checkpoint (the latest, or ``ckpt-<step>``), with its config and run.json.
 
-    The returned model has the contract's signature ``model([sample (B, 1, L, 3), timestep (B,)])``;
+    The returned model has the contract's signature ``model([sample (B, 1, L, 3), timestep (B,)])``, plus
+    ``style (B,)`` for a styled network (``config.model.styles``);
     ``meta["checkpoint_step"]`` is the step of the weights loaded. A run trained under JAX
     (:mod:`training.jax_train`) keeps one weights file and no checkpoints: ``step`` must be None.
     """

@@ -26,6 +26,7 @@ from training.run import build_model, load_ema_network, make_checkpoint, read_ru
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = load_config("tiny")
+STYLED = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, styles=2))
 
 
 def _state(run_dir: Path) -> tuple[int, list[np.ndarray]]:
@@ -165,7 +166,9 @@ def test_batches_follow_the_step(tiny_data: Path) -> None:
     data = load_dataset(tiny_data)
     from_zero = list(train_batches(data, TINY.train, 0).take(12).as_numpy_iterator())
     resumed = next(iter(train_batches(data, TINY.train, 11).as_numpy_iterator()))
-    np.testing.assert_array_equal(resumed, from_zero[11])
+    for part, expected in zip(resumed, from_zero[11], strict=True):  # x0 and style
+        np.testing.assert_array_equal(part, expected)
+    assert not resumed[1].any()  # a dataset without styles: zeros, which an unconditioned network ignores
 
 
 @pytest.mark.parametrize(("time_encoding", "pitch_gain"), [("log", 1.0), ("linear", 3.0)])
@@ -173,10 +176,10 @@ def test_batches_are_the_stats_scaling(tmp_path: Path, time_encoding: str, pitch
     """Training sees exactly what the card's stats make of a segment, log-encoded times and pitch gain included."""
     data = load_dataset(write_dataset(tmp_path / "d.npz", time_encoding=time_encoding, pitch_gain=pitch_gain))
     assert (data.stats.time_encoding, data.stats.pitch_gain) == (time_encoding, pitch_gain)
-    x0, _ = next(iter(heldout_batches(data, 16, 1)))
+    x0, _, _ = next(iter(heldout_batches(data, 16, 1)))
     np.testing.assert_allclose(x0.numpy()[:, 0], data.stats.scale(data.heldout_segments[:16]), atol=1e-6)
     scaled_train = data.stats.scale(data.train)
-    batch = next(iter(train_batches(data, TINY.replace_train(transpose=0).train, 0))).numpy()[:, 0]
+    batch = next(iter(train_batches(data, TINY.replace_train(transpose=0).train, 0)))[0].numpy()[:, 0]
     for row in batch:
         assert np.abs(scaled_train - row).max(axis=(1, 2)).min() < 1e-6
 
@@ -184,7 +187,7 @@ def test_batches_are_the_stats_scaling(tmp_path: Path, time_encoding: str, pitch
 @pytest.mark.parametrize("pitch_gain", [1.0, 3.0])
 def test_transposition_shifts_whole_segments(tmp_path: Path, pitch_gain: float) -> None:
     data = load_dataset(write_dataset(tmp_path / "d.npz", pitch_gain=pitch_gain))
-    batch = next(iter(train_batches(data, TINY.train, 0).as_numpy_iterator()))  # (16, 1, L, 3) scaled
+    batch, _ = next(iter(train_batches(data, TINY.train, 0).as_numpy_iterator()))  # (16, 1, L, 3) scaled
     features = _unscale(batch[:, 0], data.stats)
     shifts = []
     for f in features:
@@ -214,7 +217,7 @@ def test_loss_targets(prediction: str) -> None:
     t = np.array([3, 90], np.int32)
     ab = diffusion.noise_schedule().alpha_bars[t].reshape(-1, 1, 1, 1)
     target = eps if prediction == "epsilon" else np.sqrt(ab) * eps - np.sqrt(1 - ab) * x0
-    loss = float(model.diffusion_loss(x0, eps, t, training=False))
+    loss = float(model.diffusion_loss(x0, eps, t, np.zeros(2, np.int32), training=False))
     np.testing.assert_allclose(loss, np.mean(target**2), rtol=1e-5)
 
 
@@ -258,3 +261,72 @@ def test_low_noise_share_oversamples_the_lowest_timesteps() -> None:
         assert abs(np.mean(t < low) - (0.3 + 0.7 * 0.05)) < 0.03 and t.max() >= steps - 3
     with pytest.raises(TrainingError, match="low_noise_share"):
         TINY.replace_train(low_noise_share=1.0)
+
+
+def test_a_styled_network_trains_and_samples_without_style(tmp_path: Path) -> None:
+    """model.styles: the TensorFlow trainer feeds styles to the network, in training, held-out loss and samples."""
+    config = STYLED.replace_train(steps=2, heldout_every=2, sample_every=2, samples=1)
+    meta = train(config, write_dataset(tmp_path / "d.npz", styles=2), tmp_path / "run")
+    assert meta["steps"] == 2 and meta["dataset"]["styles"] == ["style0", "style1"]
+    assert np.isfinite([meta["loss"], meta["heldout_loss"]["loss"], meta["heldout_loss"]["ema"]]).all()
+    assert [f.name for f in (tmp_path / "run" / "samples").glob("*.mid")] == ["step00000002-1.mid"]
+
+
+def test_batches_carry_each_segments_style(tmp_path: Path) -> None:
+    data = load_dataset(write_dataset(tmp_path / "d.npz", styles=2))
+    scaled_train = data.stats.scale(data.train)
+    seen = []
+    for x0, style in train_batches(data, STYLED.replace_train(transpose=0).train, 0).take(3).as_numpy_iterator():
+        for row, s in zip(x0[:, 0], style, strict=True):
+            distance = np.abs(scaled_train - row).max(axis=(1, 2))
+            assert distance.min() < 1e-6
+            seen.append((s, data.train_styles[distance.argmin()]))
+    got, expected = np.array(seen).T
+    np.testing.assert_array_equal(got, expected)
+    assert set(got) == {0, 1}
+    _, style, _ = next(iter(heldout_batches(data, 16, 1)))
+    np.testing.assert_array_equal(style, data.heldout_styles[:16])
+    assert set(style.numpy()) == {0, 1}
+
+
+def _toy_network(styles: int) -> keras.Model:
+    """``[sample (B, 1, 4, 3), timestep (B,)]`` (``+ [style (B,)]``) -> zeros, plus a learned offset per style."""
+    sample, timestep = keras.Input((1, 4, 3)), keras.Input(())
+    out = keras.layers.Dense(3, kernel_initializer="zeros")(sample)
+    if not styles:
+        return keras.Model([sample, timestep], out)
+    style = keras.Input((), dtype="int32")
+    offset = keras.layers.Embedding(styles + 1, 3, embeddings_initializer="random_normal")(style)
+    return keras.Model([sample, timestep, style], out + keras.ops.reshape(offset, (-1, 1, 1, 3)))
+
+
+def test_style_dropout_shows_a_share_of_segments_as_no_style() -> None:
+    style = tf.constant(np.arange(4000) % 2, tf.int32)
+    seed = tf.constant([3, 4], tf.int64)
+    model = DiffusionModel(_toy_network(2), TINY.diffusion, ema_decay=0.9, seed=0, styles=2, style_dropout=0.5)
+    dropped = model._drop_styles(style, seed).numpy()
+    kept = dropped != 2
+    assert abs(np.mean(~kept) - 0.5) < 0.03
+    np.testing.assert_array_equal(dropped[kept], style.numpy()[kept])
+    assert not np.array_equal(model._drop_styles(style, seed + 1).numpy(), dropped)
+    model.style_dropout = 0.0
+    np.testing.assert_array_equal(model._drop_styles(style, seed), style)
+
+
+@pytest.mark.parametrize("styles", [0, 2])
+def test_train_step_draws_eps_and_t_as_without_styles(styles: int) -> None:
+    """A training step's loss is that of ``_draw``'s eps and t at its step seed, styled or not (the style
+    dropout has a stream of its own, so unconditioned runs keep their draws), with the dropped styles."""
+    diffusion = dataclasses.replace(TINY.diffusion, prediction="v")  # the loss depends on eps and t
+    model = DiffusionModel(_toy_network(styles), diffusion, ema_decay=0.9, seed=5, low_noise=(0.3, 5),
+                           styles=styles, style_dropout=0.5)  # fmt: skip
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    x0 = tf.constant(np.random.default_rng(0).uniform(-1, 1, (64, 1, 4, 3)), tf.float32)
+    style = tf.constant(np.arange(64) % 2, tf.int32)
+    seed = tf.constant([5, 0], tf.int64)  # (train.seed, step 0 of one replica)
+    eps, t = model._draw(x0, seed, 0.3)
+    fed = model._drop_styles(style, seed) if styles else style
+    expected = float(model.diffusion_loss(x0, eps, t, fed, training=True))
+    undropped = float(model.diffusion_loss(x0, eps, t, style, training=True))
+    assert float(model.train_step((x0, style))["loss"]) == pytest.approx(expected, rel=1e-6)
+    assert (undropped == pytest.approx(expected, rel=1e-6)) == (not styles)  # a styled network hears the drop
