@@ -37,6 +37,11 @@ def check_guide(card: ModelCard, guide: ModelCard) -> None:
         )
     if guide.guide is not None:
         raise BridgeError(f"guide {guide.name!r} has a guide of its own; attach its folder without one")
+    if guide.styles is not None and (card.styles is None or guide.styles.names != card.styles.names):
+        raise BridgeError(
+            f"guide {guide.name!r} is conditioned on the styles {', '.join(guide.styles.names)}, which model "
+            f"{card.name!r} does not take in that order; attach a guide without styles or with the model's"
+        )
 
 
 def guide_files(card: ModelCard) -> list[str]:

@@ -163,6 +163,8 @@ class Denoiser:
                 )
             prediction = buffers.run(self.session, sample, timestep, self.style)
         if self.guide is not None and self.guidance:
+            if self.guide.style is not None:  # a styled guide hears the style the model was given
+                self.guide.style = self.style
             prediction += self.guidance * (prediction - self.guide(sample, timestep))
         return prediction
 

@@ -18,6 +18,7 @@ from bridge.card import read_card
 from bridge.cli import main
 from bridge.errors import BridgeError
 from bridge.generate import GenerateOptions, generate
+from bridge.guidance import attach_guide
 from bridge.midifile import read_midi
 from bridge.phrases import ArpeggioSource, ModelPhraseSource, PhraseRequest
 from bridge.runtime import Denoiser, load_model
@@ -148,3 +149,30 @@ def test_a_card_whose_graph_lacks_the_style_input_is_refused(tmp_path: Path) -> 
     (folder / "model.json").write_text(json.dumps(card))
     with pytest.raises(BridgeError, match="style is None in the graph"):
         load_model(folder, device="cpu")
+
+
+def test_a_styled_guide_hears_the_style_the_model_was_given(styled_model_dir: Path, tmp_path: Path) -> None:
+    """Autoguidance compares two predictions of the same condition: the guide gets each sample's style too."""
+    model = write_tiny_model(tmp_path / "model", name="m", styles=STYLES, style_means=STYLE_MEANS)
+    guide_means = [(m[0] + 0.2, 0.1, 0.0) for m in STYLE_MEANS]  # a weaker model: each style's mean off by 0.2
+    guide = write_tiny_model(tmp_path / "guide", name="g", styles=STYLES, style_means=guide_means)
+    attach_guide(model, guide, 1.0)
+    guided, alone, weak = load_model(model, "cpu"), load_model(model, "cpu", guidance=0), load_model(guide, "cpu")
+    x, t = np.random.default_rng(0).standard_normal((3, 1, 16, 3), dtype=np.float32), np.full(3, 300.0)
+    for denoiser in (guided, alone, weak):
+        denoiser.set_style(np.array([0, 2, 3]))
+    expected = 2.0 * alone(x, t) - weak(x, t)
+    np.testing.assert_allclose(guided(x, t), expected, rtol=1e-5, atol=1e-6)
+    weak.set_style(3)  # had the guide stayed at "no style", the result would differ
+    assert np.abs(guided(x, t) - (2.0 * alone(x, t) - weak(x, t))).max() > 1e-3
+
+
+def test_a_styled_guide_needs_the_models_styles(styled_model_dir: Path, tmp_path: Path) -> None:
+    plain = write_tiny_model(tmp_path / "plain", name="plain")
+    other = Styles(("a", "b", "c"), (0.2, 0.3, 0.5))
+    for name, model in (("unstyled", plain), ("other", write_tiny_model(tmp_path / "o", styles=other,
+                                                                        style_means=STYLE_MEANS))):  # fmt: skip
+        with pytest.raises(BridgeError, match="conditioned on the styles low, middle, high"):
+            attach_guide(model, styled_model_dir, 1.0)
+        assert not (model / "guide").exists(), name
+    attach_guide(write_tiny_model(tmp_path / "s", styles=STYLES, style_means=STYLE_MEANS), plain, 1.0)  # unstyled: fine
