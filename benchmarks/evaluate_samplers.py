@@ -29,6 +29,7 @@ from bridge.constraints import PitchConstraint, key_of
 from bridge.decoding import DecodeOptions, decode
 from bridge.runtime import Denoiser, load_model
 from bridge.samplers import make_sampler, sample
+from bridge.styles import MIX, pick_style
 from evaluation.compare import evaluate
 from evaluation.report import EvaluationReport
 from evaluation.sources import load_pieces
@@ -43,12 +44,16 @@ SHOWN = ("scale_consistency", "pitch_class_transitions", "onset_grid_share", "no
 
 def generate(denoiser: Denoiser, name: str, steps: int | None, n: int, constraint: PitchConstraint | None,
              project_during: bool = True) -> tuple[np.ndarray, float]:  # fmt: skip
-    """Scaled ``(n, L, 3)`` pieces in batches (seed = batch index) and seconds per piece."""
+    """Scaled ``(n, L, 3)`` pieces in batches (seed = batch index) and seconds per piece; a styled model
+    writes piece ``i`` in the style ``dmc generate --style mix --seed 0`` would give it."""
     started, parts = time.perf_counter(), []
     for seed, start in enumerate(range(0, n, BATCH)):
-        sampler = make_sampler(name, denoiser.card)
-        parts.append(sample(denoiser, sampler, min(BATCH, n - start), steps, seed,
-                            constraint=constraint, project_during=project_during))  # fmt: skip
+        sampler, count = make_sampler(name, denoiser.card), min(BATCH, n - start)
+        styles = denoiser.card.styles
+        if styles is not None:
+            denoiser.set_style(np.array([pick_style(styles, MIX, i) for i in range(start, start + count)]))
+        parts.append(sample(denoiser, sampler, count, steps, seed, constraint=constraint,
+                            project_during=project_during))  # fmt: skip
     return np.concatenate(parts), (time.perf_counter() - started) / n
 
 

@@ -22,11 +22,12 @@ def test_causal(preset: str, batch: int) -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, cfg.tracks, cfg.length, cfg.features)).astype(np.float32)
     t = rng.integers(0, 1000, batch).astype(np.float32)
-    base = np.asarray(model([x, t]))
+    style = [np.arange(batch, dtype=np.int32) % (cfg.styles + 1)] if cfg.styles else []
+    base = np.asarray(model([x, t, *style]))
     for p in (0, cfg.length // 2, cfg.length - 1):
         changed = x.copy()
         changed[:, :, p] += 3.0
-        out = np.asarray(model([changed, t]))
+        out = np.asarray(model([changed, t, *style]))
         np.testing.assert_array_equal(out[:, :, :p], base[:, :, :p], err_msg=f"{preset}: note {p} leaks back")
         assert not np.allclose(out[:, :, p], base[:, :, p]), f"{preset}: output {p} ignores its own input"
 
@@ -44,3 +45,15 @@ def test_seed_parameter_count() -> None:
     params = build_unet(load_config("seed").model).count_params()
     print(f"seed preset: {params:,} parameters")
     assert abs(params - SEED_PARAMS) <= 0.15 * SEED_PARAMS
+
+
+def test_a_styled_signature_takes_the_style_and_each_style_changes_the_output() -> None:
+    cfg = load_config("medium-home-styles").model
+    model = build_unet(cfg)
+    assert [i.name for i in model.inputs] == ["sample", "timestep", "style"] and cfg.styles == 4
+    table = model.get_layer("style_embedding")
+    assert table.get_weights()[0].shape == (cfg.styles + 1, cfg.time_embedding)  # the last row: "no style"
+    x = np.random.default_rng(2).standard_normal((cfg.styles + 1, 1, cfg.length, 3)).astype(np.float32)
+    out = np.asarray(model([np.repeat(x[:1], cfg.styles + 1, axis=0), np.full(cfg.styles + 1, 300.0, np.float32),
+                            np.arange(cfg.styles + 1, dtype=np.int32)]))  # fmt: skip
+    assert all(not np.allclose(out[0], out[k]) for k in range(1, cfg.styles + 1))
