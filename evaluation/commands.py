@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="HELDOUT",
         help="dataset .npz (its held-out split) or a folder of .mid files",
     )
+    parser.add_argument(
+        "--reference-style",
+        metavar="STYLE",
+        help="only the reference's segments of this style (a source folder of a dataset built with styles), "
+        "to check how well `dmc generate --style STYLE` keeps to it",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
     parser.add_argument("--seed", type=int, default=0, help="seed of the reference split and baselines (0)")
     parser.add_argument(
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.sources import DEFAULT_LENGTH, load_pieces
 
     rng = np.random.default_rng(args.seed)
-    reference = load_pieces(args.reference, split="heldout", length=args.length or DEFAULT_LENGTH)
+    reference = load_pieces(args.reference, split="heldout", length=args.length or DEFAULT_LENGTH,
+                            style=args.reference_style)  # fmt: skip
     length = args.length or reference.length or DEFAULT_LENGTH
     samples = load_pieces(args.samples, split="train", length=length)
     reference, samples = (s.subsample(args.max_pieces, rng) for s in (reference, samples))

@@ -17,7 +17,7 @@ from bridge.codec import Note, features_to_notes, notes_to_features, segment
 from bridge.errors import BridgeError
 from bridge.midifile import read_midi
 from evaluation.errors import EvaluationError
-from training.datafile import load_dataset
+from training.datafile import DatasetFile, load_dataset
 from training.dataset import MIDI_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -68,23 +68,37 @@ def load_midi_folder(path: Path, length: int = DEFAULT_LENGTH) -> PieceSet:
     return PieceSet(tuple(pieces), tuple(groups))
 
 
-def load_dataset_split(path: Path, split: str = "heldout") -> PieceSet:
-    """The segments of one split of a dataset .npz, decoded with its own pitch encoding."""
+def load_dataset_split(path: Path, split: str = "heldout", style: str | None = None) -> PieceSet:
+    """The segments of one split of a dataset .npz (of one ``style`` only, when named), decoded with its own
+    pitch encoding."""
     if split not in SPLITS:
         raise EvaluationError(f"split {split!r} is unknown; use one of {SPLITS}")
     data = load_dataset(path)
     mask = {"heldout": data.heldout, "train": ~data.heldout, "all": np.ones_like(data.heldout)}[split]
+    if style is not None:
+        mask = mask & _style_mask(data, path, style)
     encoding = data.stats.encoding
     pieces = tuple(tuple(features_to_notes(s, encoding)) for s in data.segments[mask])
-    log.info("%s: %d %s segments", path, len(pieces), split)
+    log.info("%s: %d %s segments%s", path, len(pieces), split, f" of style {style}" if style else "")
     return PieceSet(pieces, tuple(int(i) for i in data.file_id[mask]), data.length)
 
 
-def load_pieces(path: str | os.PathLike[str], *, split: str = "heldout", length: int = DEFAULT_LENGTH) -> PieceSet:
-    """A folder of MIDI files (cut to ``length`` notes) or a dataset .npz (its ``split``)."""
+def _style_mask(data: DatasetFile, path: Path, style: str) -> np.ndarray:
+    """The segments of one style; a clear error for a name the dataset does not record."""
+    if style not in data.styles:
+        known = ", ".join(data.styles) or "none (rebuild it with `dmc dataset build`)"
+        raise EvaluationError(f"{path} has no style {style!r}; its styles: {known}")
+    return data.file_style[data.file_id] == data.styles.index(style)  # type: ignore[index]
+
+
+def load_pieces(path: str | os.PathLike[str], *, split: str = "heldout", length: int = DEFAULT_LENGTH,
+                style: str | None = None) -> PieceSet:  # fmt: skip
+    """A folder of MIDI files (cut to ``length`` notes) or a dataset .npz (its ``split``, of one ``style``)."""
     source = Path(path)
-    if source.is_dir():
+    if source.is_dir() and style is None:
         return load_midi_folder(source, length)
     if source.suffix == ".npz" and source.is_file():
-        return load_dataset_split(source, split)
+        return load_dataset_split(source, split, style)
+    if source.is_dir():
+        raise EvaluationError(f"{source} is a folder of .mid files, which records no styles; give a dataset .npz")
     raise EvaluationError(f"{source} is neither a folder of .mid files nor a dataset .npz")

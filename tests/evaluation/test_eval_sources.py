@@ -45,9 +45,10 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     segments = np.concatenate(cuts)
     file_id = np.repeat(np.arange(12), [len(c) for c in cuts])
     stats = FeatureStats.fit(segments[file_id < 8])
-    meta = {"length": LENGTH, "hop": LENGTH, "encoding": "log", "stats": stats.to_dict()}
+    meta = {"length": LENGTH, "hop": LENGTH, "encoding": "log", "stats": stats.to_dict(), "styles": ["odd", "even"]}
+    files, file_style = np.array([f"{i}.mid" for i in range(12)]), (np.arange(12) % 2 == 0).astype(np.int32)
     path = tmp_path_factory.mktemp("data") / "set.npz"
-    save_dataset(path, DatasetFile(segments, file_id, file_id >= 8, np.array([f"{i}.mid" for i in range(12)]), meta))
+    save_dataset(path, DatasetFile(segments, file_id, file_id >= 8, files, meta, file_style))
     return path
 
 
@@ -64,6 +65,16 @@ def melody_of(piece: list[Note]) -> list[Note]:
     """The monophonic top line (the generator's chords have velocity 60): no same-pitch overlaps,
     which a MIDI channel cannot tell apart."""
     return [n for n in piece if n.velocity != 60]
+
+
+def test_one_styles_reference(dataset: Path, tmp_path: Path):
+    """--reference-style keeps the held-out segments of the files of that style only."""
+    assert set(load_pieces(dataset, style="even").groups) == {8, 10}
+    assert set(load_pieces(dataset, style="odd").groups) == {9, 11}
+    with pytest.raises(EvaluationError, match="has no style 'jazz'; its styles: odd, even"):
+        load_pieces(dataset, style="jazz")
+    with pytest.raises(EvaluationError, match="records no styles"):
+        load_pieces(tmp_path, style="odd")
 
 
 def test_midi_folder_round_trip(tmp_path: Path):
@@ -113,6 +124,8 @@ def test_evaluate_command(tmp_path: Path, dataset: Path, capsys: pytest.CaptureF
     assert "pitch_class_transitions *" in table and "4 samples" in table
     report = json.loads(out.read_text())
     assert report["seed"] == 1 and report["summary"]["total"] == len(report["scores"])
+    args = parser.parse_args(["evaluate", str(samples), "--reference", str(dataset), "--reference-style", "even"])
+    assert args.handler(args) == 0 and "4 samples" in capsys.readouterr().out
 
 
 def test_registering_the_command_stays_light():
