@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import STYLES
 from daemon_rig import InProcessDaemon
 from midi_recording import is_note_on, stuck_notes
 from rtmidi.midiconstants import CONTROL_CHANGE, NOTE_OFF, NOTE_ON, SONG_START, TIMING_CLOCK
@@ -273,6 +274,22 @@ def test_dmc_set_guidance_guides_the_next_phrase_and_times_its_steps_again(start
     assert source.denoiser.guidance == 0.5 and rig.daemon.settings.guidance == 0.5
     assert request({"command": "set", "values": {"guidance": "none"}}, sock)["ok"]
     assert source.denoiser.guidance == 1.0  # the card's weight
+
+
+def test_dmc_set_style_writes_the_next_phrase_in_that_style_and_an_unknown_one_changes_nothing(
+    start, tmp_path: Path, styled_model_dir: Path
+) -> None:
+    source = ModelPhraseSource(load_model(styled_model_dir, device="cpu"))
+    rig = start(Settings(bpm=240, bars=1, steps=8, takes="off"), source)
+    sock = tmp_path / "c.sock"
+    bad = request({"command": "set", "values": {"style": "jazz", "velocity": "60"}}, sock)
+    assert not bad["ok"] and "unknown style 'jazz'; this model knows low, middle, high" in bad["error"]
+    assert rig.daemon.settings.style == "mix" and rig.daemon.settings.velocity == 90
+    assert request({"command": "set", "values": {"style": "high"}}, sock)["ok"]
+    assert load_settings(tmp_path / "settings.toml").style == "high"
+    rig.daemon.trigger()
+    wait_for(lambda: rig.daemon.status()["last"] is not None and len(note_ons(rig)) >= 1)
+    assert source.denoiser.style == STYLES.names.index("high")
 
 
 def test_guidance_for_a_model_without_a_guide_is_refused_and_nothing_changes(start, tmp_path: Path,
