@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     references = {style: load_pieces(args.reference, style=style) for style in args.styles}
-    print(f"{'pieces':<14}{'reference':<14}{'pass':>6}" + "".join(f"{name[:14]:>16}" for name in SHOWN))
+    print(f"{'pieces':<20}{'reference':<12}{'pass':>6}" + "".join(f"{name[:14]:>16}" for name in SHOWN))
     for style in args.styles:
         with tempfile.TemporaryDirectory() as folder:
             options = GenerateOptions(n=args.n, model=args.model, seed=args.seed, style=style, device="cpu")
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             report = evaluate(pieces.pieces, reference.pieces, args.seed, reference_groups=reference.groups)
             scores = {s.name: s.sample for s in report.scores}
             cells = "".join(f"{scores[metric]:>16.3f}" for metric in SHOWN)
-            print(f"--style {style:<6}{name:<14}{report.summary()['passed']:>4}/{len(report.scores):<2}{cells}",
+            print(f"{'--style ' + style:<20}{name:<12}{report.summary()['passed']:>4}/{len(report.scores):<2}{cells}",
                   flush=True)  # fmt: skip
 
 
