@@ -143,7 +143,7 @@ class Denoiser:
         self.precision = precision
         self.guide: Denoiser | None = None  # set by set_guidance when the card names a guide
         self.guidance = 0.0
-        self.style: np.ndarray | None = None if card.styles is None else np.int32(card.styles.none)
+        self.style: np.ndarray | None = None if card.styles is None else np.asarray(card.styles.none, np.int32)
         self._buffers: dict[int, _Buffers] = {}
         self._lock = threading.Lock()
 

@@ -35,6 +35,7 @@ from bridge.errors import BridgeError
 from bridge.home_key import home_shift
 from bridge.midifile import TRACK_MODES, read_midi
 from bridge.progress import progress
+from bridge.styles import REQUESTS as STYLE_REQUESTS
 from training.datafile import DatasetFile, save_dataset
 from training.errors import TrainingError
 
@@ -217,7 +218,8 @@ def assemble(results: Sequence[FileResult], config: BuildConfig, root_of: dict[s
 
 def _styles(paths: Sequence[str], root_of: dict[str, str], sources: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """Style names, in the order of ``sources``, and each file's style: the source folder it was found in
-    (a file given by name: its own folder), named by the folder's name, or its whole path where two clash."""
+    (a file given by name: its own folder), named by the folder's name, or its whole path where two clash
+    or the name is a word ``--style`` reserves (mix, none)."""
     rank = {source: i for i, source in enumerate(sources)}
     keys = [root_of.get(path) or str(Path(path).parent) for path in paths]
     first: dict[str, int] = {}
@@ -225,7 +227,7 @@ def _styles(paths: Sequence[str], root_of: dict[str, str], sources: Sequence[str
         first[key] = min(first.get(key, len(rank)), rank.get(root_of.get(path, path), len(rank)))
     unique = sorted(first, key=first.__getitem__)
     names = [Path(key).name or key for key in unique]
-    clashes = {name for name in names if names.count(name) > 1}
+    clashes = {name for name in names if names.count(name) > 1 or name in STYLE_REQUESTS}
     index = {key: i for i, key in enumerate(unique)}
     return [key if name in clashes else name for key, name in zip(unique, names, strict=True)], np.array(
         [index[key] for key in keys], np.int32

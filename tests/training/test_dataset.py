@@ -246,6 +246,15 @@ def test_each_source_folder_is_a_style(tmp_path: Path, capsys: pytest.CaptureFix
     assert "styles: 3 (jazz, folk, loose)" in capsys.readouterr().out
 
 
+def test_style_names_that_clash_or_are_reserved_keep_their_whole_path(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    for folder in ("a/piano", "b/piano", "mix"):
+        write_notes_file(tmp_path / folder / "x.mid", random_notes(rng, 2 * L))
+    sources = [tmp_path / "a" / "piano", tmp_path / "b" / "piano", tmp_path / "mix"]
+    build_dataset(sources, tmp_path / "s.npz", BuildConfig(length=L, heldout=0.0, workers=1), show_progress=False)
+    assert load_dataset(tmp_path / "s.npz").styles == [str(s) for s in sources]
+
+
 def test_a_dataset_built_before_styles_loads_without_them(tmp_path: Path, built: tuple) -> None:
     _, data, _ = built
     save_dataset(tmp_path / "old.npz", replace(data, file_style=None))
