@@ -45,13 +45,11 @@ class Styles:
             raise BridgeError(f"unknown style {asked!r}; this model knows {known} (or {MIX}, {NO_STYLE})")
         return asked
 
-    def choose(self, asked: str, count: int, rng: np.random.Generator) -> np.ndarray:
-        """``(count,)`` int32 style indices for a request: one name, ``none``, or ``mix`` (drawn by share)."""
+    def choose(self, asked: str, rng: np.random.Generator) -> int:
+        """The style index for a request: one name, ``none``, or ``mix`` (drawn by share from ``rng``)."""
         if self.check(asked) == MIX:
-            odds = np.asarray(self.shares) / sum(self.shares)
-            return rng.choice(len(self.names), size=count, p=odds).astype(np.int32)
-        index = self.none if asked == NO_STYLE else self.names.index(asked)
-        return np.full(count, index, np.int32)
+            return int(rng.choice(len(self.names), p=np.asarray(self.shares) / sum(self.shares)))
+        return self.none if asked == NO_STYLE else self.names.index(asked)
 
     def name(self, index: int) -> str:
         """The name of an index (``none`` for the no-style index)."""
@@ -78,4 +76,4 @@ def pick_style(styles: Styles | None, asked: str, seed: int) -> int | None:
         if asked not in REQUESTS:
             raise BridgeError(f"this model is not conditioned on styles; use style {MIX} or {NO_STYLE}, not {asked!r}")
         return None
-    return int(styles.choose(asked, 1, np.random.default_rng([seed, STYLE_STREAM]))[0])
+    return styles.choose(asked, np.random.default_rng([seed, STYLE_STREAM]))
