@@ -125,7 +125,8 @@ def generate(
             path = out / f"sample-{i + 1}.mid"
             write_midi(path, notes, bpm=options.bpm)
             paths.append(path)
-            files.append({"file": path.name, "seed": seed, "notes": len(notes), **_style_entry(denoiser)})
+            style = {"style": denoiser.style_name} if denoiser.style_name else {}  # the style it was written in
+            files.append({"file": path.name, "seed": seed, "notes": len(notes), **style})
             advance()
     _write_record(out, options, denoiser, files)
     return paths
@@ -155,12 +156,6 @@ def compose(
         velocity=options.velocity, channel=options.channel, program=options.program,
     )  # fmt: skip
     return decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
-
-
-def _style_entry(denoiser: Denoiser) -> dict[str, str]:
-    """The record's note of the style a piece was made in (nothing for a model without styles)."""
-    styles, style = denoiser.card.styles, denoiser.style
-    return {} if styles is None or style is None else {"style": styles.name(int(style))}
 
 
 def _constraint(options: GenerateOptions) -> PitchConstraint:

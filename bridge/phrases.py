@@ -66,6 +66,7 @@ class PhraseInfo:
     generation_ms: float
     seed: int
     source: str
+    style: str | None = None  # the style it was written in (a styled model; "mix" draws one per phrase)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ class ModelPhraseSource:
             notes = self._notes(dataclasses.replace(request, seed=seed), steps)
             seconds = time.monotonic() - started
             self.budget.observe(steps, seconds)
-        info = PhraseInfo(steps, seconds * 1000.0, seed, self.name)
+            style = self.denoiser.style_name
+        info = PhraseInfo(steps, seconds * 1000.0, seed, self.name, style)
         return Phrase(fit_to_length(notes, request.length_beats), request.length_beats, info, request)
 
     def _notes(self, request: PhraseRequest, steps: int) -> list[Note]:

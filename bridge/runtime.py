@@ -168,6 +168,13 @@ class Denoiser:
             prediction += self.guidance * (prediction - self.guide(sample, timestep))
         return prediction
 
+    @property
+    def style_name(self) -> str | None:
+        """The name of the one style the calls are conditioned on (None: no styles, or one per sample)."""
+        if self.card.styles is None or self.style is None or self.style.ndim:
+            return None
+        return self.card.styles.name(int(self.style))
+
     def set_style(self, style: int | np.ndarray) -> None:
         """Condition the next calls on ``style``: one index (``card.styles.none``: no style) or one per sample."""
         styles = self.card.styles

@@ -43,7 +43,9 @@ def render_status(status: dict[str, Any]) -> Group:
     )
     last = status["last"]
     if last:
-        table.add_row("last phrase", f"{last['steps']} steps in {last['generation_ms']:.0f} ms, seed {last['seed']}")
+        style = f", style {last['style']}" if last.get("style") else ""
+        made = f"{last['steps']} steps in {last['generation_ms']:.0f} ms, seed {last['seed']}{style}"
+        table.add_row("last phrase", made)
     queue = status["queue"]
     busy = ["generating" if queue["generating"] else "idle", f"{queue['scheduled']} scheduled"]
     if queue["streaming"]:

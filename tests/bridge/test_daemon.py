@@ -290,6 +290,7 @@ def test_dmc_set_style_writes_the_next_phrase_in_that_style_and_an_unknown_one_c
     rig.daemon.trigger()
     wait_for(lambda: rig.daemon.status()["last"] is not None and len(note_ons(rig)) >= 1)
     assert source.denoiser.style == STYLES.names.index("high")
+    assert rig.daemon.status()["last"]["style"] == "high"  # the status line and the take's record name it
 
 
 def test_guidance_for_a_model_without_a_guide_is_refused_and_nothing_changes(start, tmp_path: Path,

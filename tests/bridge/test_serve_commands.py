@@ -72,8 +72,10 @@ def test_the_live_panel_shows_ports_tempo_and_takes(rig) -> None:
         assert expected in text
     assert "guided" not in text  # the arpeggio demo has no guide
     status["guidance"] = 1.5
+    status["last"] = {"steps": 20, "generation_ms": 98.0, "seed": 7, "source": "default", "style": "haydn"}
     console.print(render_status(status))
-    assert "guided at 1.5" in console.export_text()
+    text = console.export_text()
+    assert "guided at 1.5" in text and "20 steps in 98 ms, seed 7, style haydn" in text
 
 
 def test_serve_loads_the_precision_asked_for() -> None:
