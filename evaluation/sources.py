@@ -88,7 +88,7 @@ def _style_mask(data: DatasetFile, path: Path, style: str) -> np.ndarray:
     if style not in data.styles:
         known = ", ".join(data.styles) or "none (rebuild it with `dmc dataset build`)"
         raise EvaluationError(f"{path} has no style {style!r}; its styles: {known}")
-    return data.file_style[data.file_id] == data.styles.index(style)  # type: ignore[index]
+    return data.segment_styles == data.styles.index(style)
 
 
 def load_pieces(path: str | os.PathLike[str], *, split: str = "heldout", length: int = DEFAULT_LENGTH,

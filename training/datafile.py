@@ -40,19 +40,21 @@ class DatasetFile:
         return list(self.meta.get("styles", [])) if self.file_style is not None else []
 
     @property
+    def segment_styles(self) -> np.ndarray:
+        """The style index of every segment ``(N,)`` int32 (needs :attr:`styles`)."""
+        if self.file_style is None:
+            raise TrainingError("this dataset records no styles; rebuild it with `dmc dataset build`")
+        return self.file_style[self.file_id].astype(np.int32)
+
+    @property
     def train_styles(self) -> np.ndarray:
         """The style index of each training segment ``(n_train,)`` int32 (needs :attr:`styles`)."""
-        return self._segment_styles()[~self.heldout]
+        return self.segment_styles[~self.heldout]
 
     @property
     def heldout_styles(self) -> np.ndarray:
         """The style index of each held-out segment ``(n_heldout,)`` int32 (needs :attr:`styles`)."""
-        return self._segment_styles()[self.heldout]
-
-    def _segment_styles(self) -> np.ndarray:
-        if self.file_style is None:
-            raise TrainingError("this dataset records no styles; rebuild it with `dmc dataset build`")
-        return self.file_style[self.file_id].astype(np.int32)
+        return self.segment_styles[self.heldout]
 
     @property
     def train(self) -> np.ndarray:
@@ -150,6 +152,15 @@ def dataset_summary(path: str | os.PathLike[str], data: DatasetFile) -> dict[str
         "styles": data.styles,
         "style_shares": style_shares(data),
     }
+
+
+def split_styles(data: DatasetFile, heldout: bool) -> np.ndarray:
+    """Style index per training (or held-out) segment ``(n,)`` int32, in the order of ``data.train``
+    (``data.heldout_segments``); zeros for a dataset without styles, where only unconditioned
+    networks train (:func:`load_training_data`) and ignore them. What both trainers feed."""
+    if data.styles:
+        return data.heldout_styles if heldout else data.train_styles
+    return np.zeros(int(np.count_nonzero(data.heldout == heldout)), np.int32)
 
 
 def style_shares(data: DatasetFile) -> list[float]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from bridge.atomic import write_bytes
 from training.config import TrainConfig, TrainSettings, load_config
-from training.datafile import DatasetFile, dataset_summary, load_training_data
+from training.datafile import DatasetFile, dataset_summary, load_training_data, split_styles
 from training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,11 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     started_from = warm_start(network, config, init_from) if init_from else None
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    train_styles, heldout_styles = _styles(data, config)
-    step = make_step(network, optimizer, config, _scaled(data, data.train), train_styles, data.stats.semitone)
+    step = make_step(network, optimizer, config, _scaled(data, data.train), split_styles(data, heldout=False),
+                     data.stats.semitone)  # fmt: skip
     heldout = _scaled(data, data.heldout_segments[:512])
-    heldout_loss = make_heldout_loss(network, config, heldout, heldout_styles[:512]) if len(heldout) else None
+    heldout_styles = split_styles(data, heldout=True)[:512]
+    heldout_loss = make_heldout_loss(network, config, heldout, heldout_styles) if len(heldout) else None
     state = tuple([v.value for v in vs] for vs in (network.trainable_variables, network.non_trainable_variables,
                                                   optimizer.variables, network.trainable_variables))  # fmt: skip
     key = jax.random.PRNGKey(config.train.seed)
@@ -218,13 +219,6 @@ def train_jax(config: TrainConfig, data_path: str, run_dir: str, *, seconds: flo
     _record_heldout(heldout_loss, state, done, curve)
     _checkpoint(network, state, run, {**record, "steps": done, "seconds": time.monotonic() - started})
     return done
-
-
-def _styles(data: DatasetFile, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Training and held-out segments' style indices; zeros (unused) for an unconditioned network."""
-    if not config.model.styles:
-        return np.zeros(len(data.train), np.int32), np.zeros(len(data.heldout_segments), np.int32)
-    return data.train_styles, data.heldout_styles
 
 
 def _record_heldout(heldout_loss: Any, state: tuple, done: int, curve: list) -> None:

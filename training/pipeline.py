@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from bridge.codec import FeatureStats
 from training.config import TrainSettings
-from training.datafile import DatasetFile
+from training.datafile import DatasetFile, split_styles
 from training.errors import TrainingError
 
 AUGMENT_SEED_OFFSET = 1_000_003  # separates transposition draws from the shuffling stream
@@ -43,15 +43,6 @@ def _scaler(stats: FeatureStats) -> Callable[[tf.Tensor], tf.Tensor]:
         return tf.expand_dims(scaled, -3)
 
     return scale
-
-
-def _segment_styles(data: DatasetFile, heldout: bool) -> np.ndarray:
-    """Style index per training (or held-out) segment ``(n,)`` int32, in the order of ``data.train``
-    (``data.heldout_segments``); zeros for a dataset without styles, where only unconditioned
-    networks train (:func:`training.datafile.load_training_data`) and ignore them."""
-    if data.styles:
-        return data.heldout_styles if heldout else data.train_styles
-    return np.zeros(int(np.count_nonzero(data.heldout == heldout)), np.int32)
 
 
 def _epoch_items(epoch: tf.Tensor, n: int, settings: TrainSettings) -> tf.data.Dataset:
@@ -81,7 +72,7 @@ def train_batches(
         raise TrainingError(f"train.batch_size {batch} must be a multiple of the {replicas} replicas")
     epoch, offset = divmod(start_step * batch, n)
     segments, scale, encoding = tf.constant(train), _scaler(data.stats), data.stats.encoding
-    styles = tf.constant(_segment_styles(data, heldout=False))
+    styles = tf.constant(split_styles(data, heldout=False))
     per_pipeline = batch // pipelines
 
     def load(index: tf.Tensor, shift: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -107,5 +98,5 @@ def heldout_batches(data: DatasetFile, batch: int, batches: int) -> tf.data.Data
     if count == 0:
         return None
     x0 = _scaler(data.stats)(tf.constant(heldout[: count * batch].reshape(count, batch, *heldout.shape[1:])))
-    style = _segment_styles(data, heldout=True)[: count * batch].reshape(count, batch)
+    style = split_styles(data, heldout=True)[: count * batch].reshape(count, batch)
     return tf.data.Dataset.from_tensor_slices((x0, style, tf.range(count)))
