@@ -28,7 +28,7 @@ from bridge.note_lengths import NOTE_LENGTH_CHOICES
 from bridge.progress import progress
 from bridge.runtime import PRECISIONS, Denoiser, load_model
 from bridge.samplers import SAMPLERS, Progress, make_sampler
-from bridge.styles import MIX, pick_style
+from bridge.styles import MIX, check_style, pick_style
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.json"
@@ -115,7 +115,7 @@ def generate(
             "differs); pass --model with the original model folder"
         )
     options = dataclasses.replace(options, guidance=denoiser.guidance)  # the record names the weight used
-    pick_style(denoiser.card.styles, options.style, 0)  # a bad style is refused before anything is written
+    check_style(denoiser.card.styles, options.style)  # a bad style is refused before anything is written
     prompt = _prompt(options, denoiser)
     paths, files = [], []
     with progress(options.n, "composing") as advance:

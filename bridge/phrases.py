@@ -27,7 +27,7 @@ from bridge.errors import BridgeError
 from bridge.home_key import move_prompt, output_offset
 from bridge.runtime import Denoiser, set_guidance
 from bridge.samplers import make_sampler, sample
-from bridge.styles import MIX, pick_style
+from bridge.styles import MIX, check_style, pick_style
 
 SEED_RANGE = 2**32
 
@@ -143,7 +143,7 @@ class ModelPhraseSource:
             self._measure()
 
     def check_style(self, style: str) -> None:
-        pick_style(self.denoiser.card.styles, style, 0)
+        check_style(self.denoiser.card.styles, style)
 
     def _measure(self) -> None:
         """One step and eight steps, timed apart: the difference is seven steps' worth."""
@@ -253,7 +253,7 @@ class ArpeggioSource:
             raise BridgeError("the arpeggio demo (--model none) has no model to guide; set guidance=none")
 
     def check_style(self, style: str) -> None:
-        pick_style(None, style, 0)
+        check_style(None, style)
 
     def generate(self, request: PhraseRequest, deadline: float | None) -> Phrase:
         started = time.monotonic()

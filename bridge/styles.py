@@ -67,13 +67,17 @@ class Styles:
         return {"names": list(self.names), "shares": list(self.shares)}
 
 
-def pick_style(styles: Styles | None, asked: str, seed: int) -> int | None:
-    """The style index of one piece or phrase, drawn from its own seed so that it is made again alike.
+def check_style(styles: Styles | None, asked: str) -> None:
+    """BridgeError, naming what there is, for a style the network cannot take; one without styles takes only
+    ``mix`` and ``none`` (both mean its one mixture)."""
+    if styles is not None:
+        styles.check(asked)
+    elif asked not in REQUESTS:
+        raise BridgeError(f"this model is not conditioned on styles; use style {MIX} or {NO_STYLE}, not {asked!r}")
 
-    None for a network without styles, which takes only ``mix`` and ``none`` (both mean its one mixture).
-    """
-    if styles is None:
-        if asked not in REQUESTS:
-            raise BridgeError(f"this model is not conditioned on styles; use style {MIX} or {NO_STYLE}, not {asked!r}")
-        return None
-    return styles.choose(asked, np.random.default_rng([seed, STYLE_STREAM]))
+
+def pick_style(styles: Styles | None, asked: str, seed: int) -> int | None:
+    """The style index of one piece or phrase, drawn from its own seed so that it is made again alike
+    (None for a network without styles; :func:`check_style` refuses what it cannot take)."""
+    check_style(styles, asked)
+    return None if styles is None else styles.choose(asked, np.random.default_rng([seed, STYLE_STREAM]))
