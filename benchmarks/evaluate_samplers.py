@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.card import read_card, write_card
-from bridge.codec import Note, value_to_pitch
+from bridge.codec import Note, merge_unisons, value_to_pitch
 from bridge.constraints import PitchConstraint, key_of
 from bridge.decoding import DecodeOptions, decode
 from bridge.runtime import Denoiser, load_model
@@ -58,7 +58,9 @@ def generate(denoiser: Denoiser, name: str, steps: int | None, n: int, constrain
 
 
 def to_notes(denoiser: Denoiser, scaled: np.ndarray, grid: float | None) -> list[list[Note]]:
-    return decode(scaled, denoiser.card.stats, DecodeOptions(grid=grid, low=21, high=108), seed=0)
+    """The notes ``dmc generate`` would write: decoded, then as one keyboard plays them."""
+    decoded = decode(scaled, denoiser.card.stats, DecodeOptions(grid=grid, low=21, high=108), seed=0)
+    return [merge_unisons(notes) for notes in decoded]
 
 
 def in_key_share(denoiser: Denoiser, scaled: np.ndarray) -> float:

@@ -9,7 +9,7 @@ A note becomes three features (DESIGN.md, "The representation"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,29 @@ class Note:
 def sort_notes(notes: Iterable[Note]) -> list[Note]:
     """The codec's order: by onset, then pitch (then the rest, for a stable total order)."""
     return sorted(notes)
+
+
+def merge_unisons(notes: Iterable[Note]) -> list[Note]:
+    """The notes as one keyboard plays them, in codec order: a pitch struck twice at one onset sounds
+    once (the longer note stays), and striking a sounding pitch again ends it there.
+
+    Merged parts double voices (a violin on the soprano line, a viola in unison with the cello),
+    and no keyboard or MIDI channel can sound one pitch twice: a DAW shows such notes stacked, and
+    a synth cuts the longer one at the shorter one's note-off.
+    """
+    longest: dict[tuple[float, int], Note] = {}
+    for n in notes:
+        kept = longest.get((n.onset, n.pitch))
+        if kept is None or n.duration > kept.duration:
+            longest[n.onset, n.pitch] = n
+    out = sort_notes(longest.values())
+    next_onset: dict[int, float] = {}
+    for i in reversed(range(len(out))):
+        n = out[i]
+        if n.pitch in next_onset and next_onset[n.pitch] < n.onset + n.duration:
+            out[i] = replace(n, duration=next_onset[n.pitch] - n.onset)
+        next_onset[n.pitch] = n.onset
+    return out
 
 
 def pitch_to_value(pitch: np.ndarray | float, encoding: str = "log") -> np.ndarray:

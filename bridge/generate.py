@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bridge.atomic import write_bytes
-from bridge.codec import Note
+from bridge.codec import Note, merge_unisons
 from bridge.constraints import PitchConstraint
 from bridge.continuation import continue_long, prompt_features
 from bridge.decoding import DecodeOptions, decode_one
@@ -139,7 +139,8 @@ def compose(
     prompt: np.ndarray | None,
     on_step: Progress | None = None,
 ) -> list[Note]:
-    """One piece in its style: sample (continuing the prompt, sliding windows past L), then decode to notes."""
+    """One piece in its style: sample (continuing the prompt, sliding windows past L), then decode to
+    notes one keyboard can play (a file must sound as the port plays it: no pitch struck twice at once)."""
     card = denoiser.card
     style = pick_style(card.styles, options.style, seed)
     if style is not None:
@@ -155,7 +156,7 @@ def compose(
         grid=options.grid, transpose=options.transpose + offset, low=options.low, high=options.high,
         velocity=options.velocity, channel=options.channel, program=options.program,
     )  # fmt: skip
-    return decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
+    return merge_unisons(decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed)))
 
 
 def _constraint(options: GenerateOptions) -> PitchConstraint:

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bridge.codec import Note
+from bridge.codec import Note, merge_unisons
 from bridge.constraints import ACCIDENTALS, AUTO_KEY, NOTE_NAMES, PitchConstraint, parse_scale
 from bridge.continuation import prompt_features
 from bridge.deadline import StepBudget
@@ -178,7 +178,8 @@ class ModelPhraseSource:
         return Phrase(fit_to_length(notes, request.length_beats), request.length_beats, info, request)
 
     def _notes(self, request: PhraseRequest, steps: int) -> list[Note]:
-        """Sample, constrain, decode; the continuation's new notes only when there is a prime."""
+        """Sample, constrain, decode to one keyboard's notes; only the continuation's new notes when
+        there is a prime."""
         seed = request.seed
         card = self.denoiser.card
         style = pick_style(card.styles, request.style, seed)
@@ -197,7 +198,7 @@ class ModelPhraseSource:
             prompt=move_prompt(prompt, -offset, card.stats.encoding),
         )[0]
         notes = decode_one(scaled, card.stats, self._decode_options(request, offset), rng=np.random.default_rng(seed))
-        return _after_prime(notes, len(prompt), request) if prompt is not None else notes
+        return merge_unisons(_after_prime(notes, len(prompt), request) if prompt is not None else notes)
 
     @staticmethod
     def _constraint(request: PhraseRequest) -> PitchConstraint:

@@ -26,6 +26,7 @@ from bridge.codec import (
     PITCH_GAIN_RANGE,
     TIME_ENCODINGS,
     FeatureStats,
+    merge_unisons,
     notes_to_features,
     segment,
     transpose_values,
@@ -63,6 +64,7 @@ class BuildConfig:
     time_encoding: str = "linear"  # "log": scale log2(beats + 1/16) of durations and gaps (FeatureStats)
     pitch_gain: float = 1.0  # scaled pitch spans [-gain, gain]: gain**2 times the pitch SNR (FeatureStats)
     home_key: bool = False  # move each segment to C major / A minor (FeatureStats.home_key)
+    merge_unisons: bool = False  # each file's notes as one keyboard plays them (bridge.codec.merge_unisons)
     seed: int = 0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -119,6 +121,8 @@ def read_file(path: Path, config: BuildConfig) -> FileResult:
         notes = read_midi(path, families=config.families, programs=config.programs, mode=config.mode).notes
     except BridgeError:
         return FileResult(str(path), skip="unreadable")
+    if config.merge_unisons:
+        notes = merge_unisons(notes)
     if not notes:
         return FileResult(str(path), skip="no_matching_track")
     if len(notes) < config.length:

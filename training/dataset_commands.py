@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--home-key", action="store_true",
                        help="move every segment to C major or A minor (its best-fitting key's tonic to C or A): "
                        "the network learns one key's degrees, and the sampler moves its music to the key you ask")
+    build.add_argument("--merge-unisons", action="store_true",
+                       help="play each file as one keyboard would: a pitch doubled at one onset (a violin on the "
+                       "soprano line) sounds once, and striking a sounding pitch again ends it; piano-like data")
     build.add_argument("--seed", type=int, default=0, help="seed of the held-out choice")
     build.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     build.set_defaults(handler=run_build)  # fmt: skip
@@ -69,7 +72,8 @@ def run_build(args: argparse.Namespace) -> int:
         families=tuple(args.families or (("all",) if corpus else ("piano",))), programs=tuple(args.programs),
         mode=args.mode or ("merge" if corpus else "longest"), max_duration=args.max_duration,
         max_delta=args.max_delta, heldout=args.heldout, heldout_by=args.heldout_by, time_quantile=args.time_quantile,
-        time_encoding=args.time_encoding, pitch_gain=args.pitch_gain, home_key=args.home_key, seed=args.seed,
+        time_encoding=args.time_encoding, pitch_gain=args.pitch_gain, home_key=args.home_key,
+        merge_unisons=args.merge_unisons, seed=args.seed,
         workers=args.workers,
     )  # fmt: skip
     sources = [*args.sources, *convert_corpus(args.music21, workers=args.workers)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from bridge.codec import (
     FeatureStats,
     Note,
     features_to_notes,
+    merge_unisons,
     notes_to_features,
     pitch_to_value,
     segment,
@@ -96,6 +98,30 @@ def test_features_of_a_small_piece() -> None:
     )
     assert notes_to_features([]).shape == (0, 3)
     assert features_to_notes(np.zeros((0, 3))) == []
+
+
+def test_merge_unisons_plays_each_pitch_once_at_a_time() -> None:
+    doubled = [Note(0, 60, 1, channel=1), Note(0, 60, 2, velocity=90, channel=2), Note(0, 64, 1)]
+    restruck = [Note(1, 67, 4), Note(2, 67, 1), Note(2.5, 67, 0.5)]  # struck again at 2 and 2.5 while sounding
+    assert merge_unisons([*restruck, *doubled]) == [
+        Note(0, 60, 2, velocity=90, channel=2),  # the longer of the unison stays whole
+        Note(0, 64, 1),
+        Note(1, 67, 1),  # ends where it is struck again
+        Note(2, 67, 0.5),
+        Note(2.5, 67, 0.5),
+    ]
+    apart = [Note(0, 60, 1), Note(1, 60, 1), Note(0, 72, 2)]  # touching, and an octave: all stay
+    assert merge_unisons(apart) == sort_notes(apart) and merge_unisons([]) == []
+
+
+@given(chordal_notes)
+def test_merged_notes_never_sound_one_pitch_twice(notes: list[Note]) -> None:
+    merged = merge_unisons(notes)
+    assert merged == sort_notes(merged) and {(n.onset, n.pitch) for n in merged} == {(n.onset, n.pitch) for n in notes}
+    assert len(merged) == len({(n.onset, n.pitch) for n in merged})
+    for a in merged:
+        later = [n.onset for n in merged if n.pitch == a.pitch and n.onset > a.onset]
+        assert a.onset + a.duration <= min(later, default=math.inf)
 
 
 def test_pitch_encodings() -> None:

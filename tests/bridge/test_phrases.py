@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -82,6 +83,16 @@ def test_phrases_weigh_note_lengths_by_the_corpus_unless_told_not_to() -> None:
         ).notes]  # fmt: skip
         shares[corpus] = sum(abs(n.duration - 0.75) < 1e-6 for n in notes) / len(notes)
     assert shares[True] < 0.05 < 0.15 < shares[False], shares
+
+
+def test_phrases_strike_no_pitch_that_is_still_sounding() -> None:
+    """The shipped model doubles pitches in its chords and holds notes past their next strike; a
+    phrase is played on one channel, so each pitch must sound once at a time, as the ledger plays it."""
+    source = ModelPhraseSource(load_model("default", device="cpu"))
+    for seed in range(2):
+        notes = source.generate(PhraseRequest(length_beats=32.0, steps=10, seed=seed), None).notes
+        by_pitch = sorted(notes, key=lambda n: (n.pitch, n.onset))
+        assert all(a.onset + a.duration <= b.onset for a, b in itertools.pairwise(by_pitch) if a.pitch == b.pitch)
 
 
 def test_home_key_model_plays_the_requested_key(tiny_denoiser: Denoiser, home_model_dir: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bridge.cli import main
-from bridge.codec import FeatureStats, Note
+from bridge.codec import FeatureStats, Note, merge_unisons
 from bridge.constraints import KEY_FIT_SCALES, best_key
 from bridge.home_key import HOME_TONICS
 from tests.midi_factory import random_notes, write_notes_file
@@ -302,6 +302,26 @@ def test_home_key_moves_each_segment_to_c_major_or_a_minor(
         fits = [histogram[[(t + s) % 12 for s in KEY_FIT_SCALES[mode]]].sum() for mode, t in HOME_TONICS.items()]
         assert max(fits) == pytest.approx(best_key(histogram)[2])
     np.testing.assert_array_equal(home.segments[..., 1:], plain.segments[..., 1:])
+
+
+def test_merge_unisons_reads_each_file_as_one_keyboard_plays_it(tmp_path: Path) -> None:
+    """A violin doubling the piano's melody, and a held note struck again, as merged parts give them."""
+    piano = random_notes(np.random.default_rng(3), 3 * L)
+    violin = [replace(n, channel=1, program=40, duration=n.duration + 0.25) for n in piano[::2]]
+    held = [Note(0.0, 30, 64.0, channel=2), Note(8.0, 30, 1.0, channel=3)]  # a pedal that a cello strikes again
+    notes = [*piano, *violin, *held]
+    write_notes_file(tmp_path / "src" / "duet.mid", notes)
+    argv = ["dataset", "build", str(tmp_path / "src"), "--out", "{out}", "--length", str(L), "--families", "all",
+            "--mode", "merge", "--heldout", "0", "--workers", "1"]  # fmt: skip
+    for name, extra in (("plain", []), ("merged", ["--merge-unisons"])):
+        assert main([a.format(out=tmp_path / f"{name}.npz") for a in argv] + extra) == 0
+    plain, merged = (load_dataset(tmp_path / f"{name}.npz") for name in ("plain", "merged"))
+    assert merged.meta["build"]["merge_unisons"] and not plain.meta["build"]["merge_unisons"]
+    expected = merge_unisons(notes)
+    assert len(expected) == len(piano) + 2 and Note(0.0, 30, 8.0, channel=2) in expected
+    np.testing.assert_allclose(merged.segments, windows(features_by_hand(expected)), atol=1e-5)
+    twice = [((np.diff(d.segments[..., 0], axis=1) == 0) & (d.segments[:, 1:, 2] == 0)).any() for d in (plain, merged)]
+    assert twice == [True, False]  # one pitch struck twice at once: kept without the option, merged with it
 
 
 def test_find_midi_files(corpus: Corpus) -> None:
