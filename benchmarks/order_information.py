@@ -1,4 +1,4 @@
-"""Does a model's note order carry information, and are its pitch classes tonal? Two checks on samples.
+"""Does a model's note order carry information, and are its pitch classes tonal? Four checks on samples.
 
     python benchmarks/order_information.py out/ --reference data/classical.npz [--shuffles 3]
 
@@ -22,6 +22,11 @@ The evaluation table compares samples with real music, so a failed order-sensiti
    reference and shuffled pitches, against the target half. The transitions' KL compares the spread
    of the target's own distances with that of the distances from a set to it, so a set whose
    pieces are too alike scores a high KL however typical each piece is.
+4. **Voicing.** The intervals between adjacent notes of each chord (read upwards) and between
+   successive notes of the top voice, as shares, for the reference and the samples, and the total
+   variation distance between them. Real chords are thirds, fourths, fifths, unisons and octaves,
+   with hardly a minor second; a network that blurs pitch by a semitone writes seconds where music
+   doubles a note, and a top voice that leaps where music steps.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from evaluation.baselines import shuffled_pitches
 from evaluation.compare import evaluate, intra_set_distances, split_halves
 from evaluation.metrics import (
     best_key,
+    onset_groups,
     pitch_class_entropy,
     pitch_class_histogram,
     pitch_class_transitions,
@@ -47,6 +53,7 @@ from evaluation.report import MetricScore
 from evaluation.sources import PieceSet, load_pieces
 
 DEGREES = ("1", "b2", "2", "b3", "3", "4", "#4", "5", "b6", "6", "b7", "7")
+WIDEST = 13  # interval bins: 0..12 semitones, and 13 for anything wider than an octave
 
 
 def _order_sensitive(scores: Sequence[MetricScore]) -> dict[str, MetricScore]:
@@ -109,6 +116,27 @@ def _print_variety(samples: list[list[Note]], reference: PieceSet, seed: int) ->
         print(f"{label:<16}{len(pieces):>5} pieces  {distances.mean():.3f} ± {distances.std():.3f}")
 
 
+def interval_profiles(pieces: Sequence[Sequence[Note]]) -> tuple[np.ndarray, np.ndarray]:
+    """Shares ``(14,)`` of the intervals within chords (adjacent notes, upwards) and of the top voice's steps."""
+    chord, top = np.zeros(WIDEST + 1), np.zeros(WIDEST + 1)
+    for piece in pieces:
+        chords = [sorted(n.pitch for n in group) for group in onset_groups(piece).values()]
+        for pitches in chords:
+            np.add.at(chord, np.minimum(np.diff(pitches), WIDEST), 1.0)
+        np.add.at(top, np.minimum(np.abs(np.diff([c[-1] for c in chords])), WIDEST), 1.0)
+    return chord / max(chord.sum(), 1.0), top / max(top.sum(), 1.0)
+
+
+def _print_voicing(samples: list[list[Note]], reference: PieceSet) -> None:
+    real, model = interval_profiles(reference.pieces), interval_profiles(samples)
+    print("\nvoicing: share of each interval (semitones) within chords and between top-voice notes")
+    print(f"{'':<20}" + "".join(f"{i:>6}" for i in range(WIDEST)) + f"{'>12':>6}  total variation")
+    for k, where in enumerate(("chords", "top voice")):
+        for label, profiles in (("reference", real), ("sample", model)):
+            tv = 0.5 * float(np.abs(profiles[k] - real[k]).sum())
+            print(f"{where:<10}{label:<10}" + "".join(f"{v:6.3f}" for v in profiles[k]) + f"  {tv:.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path, help="a folder of generated .mid files (or a dataset .npz)")
@@ -123,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     _print_order(samples, reference, args.seed, args.shuffles)
     _print_profiles(samples, reference)
     _print_variety(samples, reference, args.seed)
+    _print_voicing(samples, reference)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def _pitches(notes: Sequence[Note]) -> np.ndarray:
     return np.array([n.pitch for n in notes], dtype=np.int64)
 
 
-def _onset_groups(notes: Sequence[Note]) -> dict[float, list[Note]]:
+def onset_groups(notes: Sequence[Note]) -> dict[float, list[Note]]:
     """Notes by onset, in time order; onsets are rounded to 1/48 beat, so float noise and slightly
     spread (humanized) chords still count as one onset."""
     groups: dict[float, list[Note]] = {}
@@ -81,7 +81,7 @@ def pitch_range(notes: Sequence[Note]) -> float:
 
 def top_voice_interval(notes: Sequence[Note]) -> float:
     """Mean absolute interval of the skyline (the highest note of each onset): melodic motion."""
-    top = [max(n.pitch for n in group) for group in _onset_groups(notes).values()]
+    top = [max(n.pitch for n in group) for group in onset_groups(notes).values()]
     return float(np.abs(np.diff(top)).mean()) if len(top) > 1 else float("nan")
 
 
@@ -98,7 +98,7 @@ def polyphony(notes: Sequence[Note]) -> float:
 
 def chord_onset_share(notes: Sequence[Note]) -> float:
     """Share of onset times where two or more notes start together."""
-    groups = _onset_groups(notes)
+    groups = onset_groups(notes)
     return float(np.mean([len(g) > 1 for g in groups.values()])) if groups else float("nan")
 
 
@@ -134,7 +134,7 @@ def note_length_histogram(notes: Sequence[Note]) -> np.ndarray:
 def groove_consistency(notes: Sequence[Note]) -> float:
     """Wu & Yang 2020: mean over bar pairs of 1 - Hamming distance of their onset patterns / steps."""
     steps = int(BEATS_PER_BAR * GROOVE_STEPS)
-    cells = {round(onset * GROOVE_STEPS) for onset in _onset_groups(notes)}
+    cells = {round(onset * GROOVE_STEPS) for onset in onset_groups(notes)}
     bars = max(cells, default=-1) // steps + 1
     if bars < 2:
         return float("nan")
