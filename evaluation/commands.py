@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only the reference's segments of this style (a source folder of a dataset built with styles), "
         "to check how well `dmc generate --style STYLE` keeps to it",
     )
+    parser.add_argument(
+        "--merge-unisons",
+        action="store_true",
+        help="score both sets as one keyboard plays them: a pitch doubled at one onset once, a pitch struck "
+        "again ending there (as `dmc generate` writes its pieces; a corpus of merged parts doubles voices)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
     parser.add_argument("--seed", type=int, default=0, help="seed of the reference split and baselines (0)")
     parser.add_argument(
@@ -67,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     rng = np.random.default_rng(args.seed)
     reference = load_pieces(args.reference, split="heldout", length=args.length or DEFAULT_LENGTH,
-                            style=args.reference_style)  # fmt: skip
+                            style=args.reference_style, one_keyboard=args.merge_unisons)  # fmt: skip
     length = args.length or reference.length or DEFAULT_LENGTH
-    samples = load_pieces(args.samples, split="train", length=length)
+    samples = load_pieces(args.samples, split="train", length=length, one_keyboard=args.merge_unisons)
     reference, samples = (s.subsample(args.max_pieces, rng) for s in (reference, samples))
     report = evaluate(
         samples.pieces, reference.pieces, args.seed, reference_groups=reference.groups, splits=args.splits

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.codec import Note, features_to_notes, notes_to_features, segment
+from bridge.codec import Note, features_to_notes, merge_unisons, notes_to_features, segment
 from bridge.errors import BridgeError
 from bridge.midifile import read_midi
 from evaluation.errors import EvaluationError
@@ -49,8 +49,9 @@ def _cut(notes: list[Note], length: int) -> list[list[Note]]:
     return [features_to_notes(s) for s in segment(notes_to_features(notes), length)]
 
 
-def load_midi_folder(path: Path, length: int = DEFAULT_LENGTH) -> PieceSet:
-    """Every .mid/.midi file under ``path`` (all piano parts merged), cut to ``length`` notes."""
+def load_midi_folder(path: Path, length: int = DEFAULT_LENGTH, one_keyboard: bool = False) -> PieceSet:
+    """Every .mid/.midi file under ``path`` (all piano parts merged; ``one_keyboard``: as one keyboard
+    plays them, before cutting), cut to ``length`` notes."""
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
     if not files:
         raise EvaluationError(f"no .mid files in {path}; give a folder of MIDI files or a dataset .npz")
@@ -58,7 +59,8 @@ def load_midi_folder(path: Path, length: int = DEFAULT_LENGTH) -> PieceSet:
     groups: list[int] = []
     for index, file in enumerate(files):
         try:
-            cut = _cut(read_midi(file, mode="merge").notes, length)
+            notes = read_midi(file, mode="merge").notes
+            cut = _cut(merge_unisons(notes) if one_keyboard else notes, length)
         except BridgeError as exc:  # one bad file should not stop an evaluation; say which
             log.warning("skipped: %s", exc)
             continue
@@ -68,9 +70,11 @@ def load_midi_folder(path: Path, length: int = DEFAULT_LENGTH) -> PieceSet:
     return PieceSet(tuple(pieces), tuple(groups))
 
 
-def load_dataset_split(path: Path, split: str = "heldout", style: str | None = None) -> PieceSet:
+def load_dataset_split(
+    path: Path, split: str = "heldout", style: str | None = None, one_keyboard: bool = False
+) -> PieceSet:
     """The segments of one split of a dataset .npz (of one ``style`` only, when named), decoded with its own
-    pitch encoding."""
+    pitch encoding (``one_keyboard``: each segment as one keyboard plays it)."""
     if split not in SPLITS:
         raise EvaluationError(f"split {split!r} is unknown; use one of {SPLITS}")
     data = load_dataset(path)
@@ -78,7 +82,8 @@ def load_dataset_split(path: Path, split: str = "heldout", style: str | None = N
     if style is not None:
         mask = mask & _style_mask(data, path, style)
     encoding = data.stats.encoding
-    pieces = tuple(tuple(features_to_notes(s, encoding)) for s in data.segments[mask])
+    decoded = (features_to_notes(s, encoding) for s in data.segments[mask])
+    pieces = tuple(tuple(merge_unisons(notes) if one_keyboard else notes) for notes in decoded)
     log.info("%s: %d %s segments%s", path, len(pieces), split, f" of style {style}" if style else "")
     return PieceSet(pieces, tuple(int(i) for i in data.file_id[mask]), data.length)
 
@@ -92,13 +97,17 @@ def _style_mask(data: DatasetFile, path: Path, style: str) -> np.ndarray:
 
 
 def load_pieces(path: str | os.PathLike[str], *, split: str = "heldout", length: int = DEFAULT_LENGTH,
-                style: str | None = None) -> PieceSet:  # fmt: skip
-    """A folder of MIDI files (cut to ``length`` notes) or a dataset .npz (its ``split``, of one ``style``)."""
+                style: str | None = None, one_keyboard: bool = False) -> PieceSet:  # fmt: skip
+    """A folder of MIDI files (cut to ``length`` notes) or a dataset .npz (its ``split``, of one ``style``).
+
+    ``one_keyboard``: every piece as one keyboard plays it (:func:`bridge.codec.merge_unisons`), as
+    ``dmc generate`` writes them; a corpus of merged parts doubles voices that one channel cannot.
+    """
     source = Path(path)
     if source.is_dir() and style is None:
-        return load_midi_folder(source, length)
+        return load_midi_folder(source, length, one_keyboard)
     if source.suffix == ".npz" and source.is_file():
-        return load_dataset_split(source, split, style)
+        return load_dataset_split(source, split, style, one_keyboard)
     if source.is_dir():
         raise EvaluationError(f"{source} is a folder of .mid files, which records no styles; give a dataset .npz")
     raise EvaluationError(f"{source} is neither a folder of .mid files nor a dataset .npz")

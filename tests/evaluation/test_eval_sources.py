@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import mido
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from tonal_music import tonal_set
 
-from bridge.codec import FeatureStats, Note, notes_to_features, segment
+from bridge.codec import FeatureStats, Note, merge_unisons, notes_to_features, segment
 from evaluation import EvaluationError
 from evaluation.commands import register
 from evaluation.sources import load_pieces
@@ -126,6 +127,28 @@ def test_evaluate_command(tmp_path: Path, dataset: Path, capsys: pytest.CaptureF
     assert report["seed"] == 1 and report["summary"]["total"] == len(report["scores"])
     args = parser.parse_args(["evaluate", str(samples), "--reference", str(dataset), "--reference-style", "even"])
     assert args.handler(args) == 0 and "4 samples" in capsys.readouterr().out
+
+
+def test_merge_unisons_scores_both_sets_as_one_keyboard_plays_them(tmp_path: Path, dataset: Path):
+    """Pieces with every note doubled score as the pieces themselves, once both sets are merged."""
+    parser = argparse.ArgumentParser(prog="dmc")
+    register(parser.add_subparsers())
+    reports = {}
+    for name, doubled in (("plain", False), ("doubled", True)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, piece in enumerate(tonal_set(7, 4)):
+            notes = merge_unisons(piece[:LENGTH])
+            copies = [replace(n, duration=n.duration / 2) for n in notes] if doubled else []
+            write_mid(folder / f"sample-{i + 1}.mid", notes + copies)
+        for merged in (False, True):
+            out = tmp_path / f"{name}-{merged}.json"
+            argv = ["evaluate", str(folder), "--reference", str(dataset), "--json", str(out)]
+            args = parser.parse_args(argv + ["--merge-unisons"] * merged)
+            assert args.handler(args) == 0
+            reports[name, merged] = {r["name"]: r["sample"] for r in json.loads(out.read_text())["scores"]}
+    assert reports["doubled", True] == reports["plain", True]
+    assert reports["doubled", False]["polyphony"] != reports["plain", False]["polyphony"]
 
 
 def test_registering_the_command_stays_light():
