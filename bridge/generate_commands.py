@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the sampler's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first piece (piece i gets seed+i)")
     p.add_argument("--prompt", default=None, metavar="FILE.mid", help="continue this MIDI file")
-    p.add_argument("--notes", type=int, default=None, help="notes per piece (default: the model's 128)")
+    p.add_argument("--notes", type=int, default=None,
+                   help="notes sampled per piece (default: the model's 128); a pitch doubled at one onset is "
+                   "written once")
     p.add_argument("--bpm", type=float, default=120.0, help="tempo written into the files")
     p.add_argument("--key", default="auto", type=_none,
                    help='keep to a key: "C major", "F# minor", "D dorian", "0,2,4,7,9"; "auto" (default): each piece '
