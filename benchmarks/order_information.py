@@ -24,9 +24,9 @@ The evaluation table compares samples with real music, so a failed order-sensiti
    pieces are too alike scores a high KL however typical each piece is.
 4. **Voicing.** The intervals between adjacent notes of each chord (read upwards) and between
    successive notes of the top voice, as shares, for the reference and the samples, and the total
-   variation distance between them. Real chords are thirds, fourths, fifths, unisons and octaves,
-   with hardly a minor second; a network that blurs pitch by a semitone writes seconds where music
-   doubles a note, and a top voice that leaps where music steps.
+   variation distance between them. Real chords are thirds, fourths, fifths and octaves (and
+   unisons, where merged parts double a voice), with hardly a minor second, and a real top voice
+   moves by steps more than by any other interval.
 """
 
 from __future__ import annotations
