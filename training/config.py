@@ -47,6 +47,9 @@ class ModelConfig:
     # pitch class as input (training.layers.PitchChroma). 0: the scalar pitch alone.
     chroma_semitone: float = 0.0
     chroma_harmonics: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # of the octave; 12: the offset from a semitone
+    # With chroma: the interval from each note to the notes these many places earlier, as the same
+    # harmonics (training.layers.PitchIntervals): a chord's voicing and a melody's steps at a glance.
+    interval_lags: tuple[int, ...] = ()
     # Styles the network is conditioned on: the dataset's source folders (music21: one per composer).
     # > 0 adds the input ``style`` (B,) int32, 0 .. styles; the last index is "no style" (see
     # train.style_dropout). 0: unconditioned, no style input.
@@ -79,6 +82,11 @@ class ModelConfig:
         _require(
             len(self.chroma_harmonics) >= 1 and all(1 <= k <= 12 for k in self.chroma_harmonics),
             f"{s}.chroma_harmonics", f"must be harmonics of the octave in 1..12, got {self.chroma_harmonics}",
+        )  # fmt: skip
+        _require(not self.interval_lags or self.chroma_semitone > 0, f"{s}.interval_lags", "needs chroma_semitone > 0")
+        _require(
+            all(1 <= lag < self.length for lag in self.interval_lags), f"{s}.interval_lags",
+            f"must be note distances in 1..{self.length - 1}, got {self.interval_lags}",
         )  # fmt: skip
 
 

@@ -254,6 +254,37 @@ class PitchChroma(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dmc")
+class PitchIntervals(PitchChroma):
+    """Appends the interval from each note to the note ``lag`` places earlier, for each of ``lags``, as
+    sin and cos at the chroma harmonics: ``(B, T, L, C) -> (B, T, L, C + 2 * len(harmonics) * len(lags))``.
+
+    Voicing and melody are intervals between neighbouring notes (a third, a second), and a
+    convolution over each note's chroma can only approximate the products that a difference of
+    angles needs. Causal: the first ``lag`` notes measure from the first note. Pitch is channel 0.
+    """
+
+    def __init__(self, semitone: float, harmonics: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
+                 lags: tuple[int, ...] = (1,), **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(semitone, harmonics, **kwargs)
+        self.lags = tuple(lags)
+
+    def call(self, x: Any) -> Any:
+        pitch = x[..., :1]
+        parts = [x]
+        for lag in self.lags:
+            earlier = ops.concatenate([ops.repeat(pitch[:, :, :1], lag, axis=NOTE_AXIS), pitch[:, :, :-lag]], NOTE_AXIS)
+            angles = (pitch - earlier) * self.freqs
+            parts += [ops.sin(angles), ops.cos(angles)]
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:3], input_shape[3] + 2 * len(self.harmonics) * len(self.lags))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "lags": list(self.lags)}
+
+
+@keras.saving.register_keras_serializable(package="dmc")
 class TimeEmbedding(keras.layers.Layer):
     """Diffusion step ``(B,)`` float -> ``(B, dim)``: sinusoids, then a two-layer GELU MLP."""
 

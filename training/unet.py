@@ -20,6 +20,7 @@ from training.layers import (
     CausalSelfAttention,
     CausalUpsample,
     PitchChroma,
+    PitchIntervals,
     ResBlock,
     TimeEmbedding,
 )
@@ -39,6 +40,8 @@ def build_unet(cfg: ModelConfig, name: str = "unet") -> keras.Model:
     x = sample
     if cfg.chroma_semitone:
         x = PitchChroma(cfg.chroma_semitone, cfg.chroma_harmonics, name="pitch_chroma")(x)
+    if cfg.interval_lags:
+        x = PitchIntervals(cfg.chroma_semitone, cfg.chroma_harmonics, cfg.interval_lags, name="pitch_intervals")(x)
     x = CausalConv(cfg.widths[0], 1, use_bias=True, name="stem")(x)
 
     skips = []

@@ -163,9 +163,10 @@ def test_step_must_exist(exported: Path, tmp_path: Path) -> None:
 
 
 def test_pitch_class_input_exports_with_parity(tmp_path: Path) -> None:
-    """The chroma input (sin/cos of the pitch) converts to ONNX and matches Keras."""
+    """The chroma and interval inputs (sin/cos of the pitch and of the steps back) convert to ONNX and
+    match Keras."""
     stats = dataclasses.replace(_stats(), pitch_gain=3.0)
-    model = dataclasses.replace(TINY.model, chroma_semitone=stats.semitone)
+    model = dataclasses.replace(TINY.model, chroma_semitone=stats.semitone, interval_lags=(1, 3))
     source = ExportSource(build_unet(model), model.length, TINY.diffusion.noise_schedule(), "epsilon", stats)
     card = export_model(source, tmp_path / "chroma", name="chroma")
     assert card.parity["max_abs"] <= parity.MAX_ABS and card.stats.pitch_gain == 3.0

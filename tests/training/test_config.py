@@ -48,6 +48,8 @@ def test_file_path(tmp_path: Path) -> None:
         ("[model]\nheads = 3\n", "model.heads"),
         ("[model]\nchroma_semitone = -0.1\n", "model.chroma_semitone"),
         ("[model]\nchroma_harmonics = [1, 13]\n", "model.chroma_harmonics"),
+        ("[model]\ninterval_lags = [1]\n", "model.interval_lags"),
+        ("[model]\nchroma_semitone = 0.1\ninterval_lags = [0]\n", "model.interval_lags"),
         ("[diffusion]\nprediction = 'x0'\n", "diffusion.prediction"),
         ("[diffusion]\nbeta_start = 0.5\nbeta_end = 0.1\n", "diffusion.beta_start"),
         ("[train]\nfinal_fraction = 1.0\n", "train.final_fraction"),

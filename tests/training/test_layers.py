@@ -13,6 +13,7 @@ from training.layers import (
     CausalUpsample,
     ConvBlock,
     PitchChroma,
+    PitchIntervals,
     ResBlock,
     SqueezeExcite,
     TimeEmbedding,
@@ -34,6 +35,7 @@ T_EMB = RNG.standard_normal((2, 6)).astype(np.float32)
         (CausalDownsample(), (2, 1, 4, 4)),
         (CausalUpsample(), (2, 1, 16, 4)),
         (PitchChroma(0.1, (1, 5, 12)), (2, 1, 8, 10)),
+        (PitchIntervals(0.1, (1, 5), (1, 3)), (2, 1, 8, 12)),
     ],
 )
 def test_shapes_and_config(layer: keras.layers.Layer, out_shape: tuple[int, ...]) -> None:
@@ -71,6 +73,30 @@ def test_pitch_chroma_is_the_pitch_class() -> None:
     x = np.linspace(-6, 6, 101).astype(np.float32)
     expected = keras.activations.gelu(x, approximate=False)
     np.testing.assert_allclose(np.asarray(gelu(x)), np.asarray(expected), atol=1e-6)
+
+
+def test_pitch_intervals_are_the_intervals_to_earlier_notes() -> None:
+    """Each lag adds sin and cos of harmonic k times the interval to the note that many places back
+    (the first notes measure from note 0); moving the whole piece leaves them, a third is no second."""
+    layer = PitchIntervals(0.1, (1, 5), (1, 2))
+    pitch = X[..., 0]
+    out = layer(X).numpy()
+    np.testing.assert_array_equal(out[..., :4], X)
+    for j, lag in enumerate((1, 2)):
+        earlier = np.concatenate([np.repeat(pitch[..., :1], lag, axis=-1), pitch[..., :-lag]], axis=-1)
+        angles = (pitch - earlier)[..., None] * (2 * np.pi * np.array([1, 5]) / 1.2)
+        expected = np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)
+        np.testing.assert_allclose(out[..., 4 + 4 * j : 8 + 4 * j], expected, atol=1e-5)
+    transposed = X.copy()
+    transposed[..., 0] += 0.37
+    np.testing.assert_allclose(layer(transposed).numpy()[..., 4:], out[..., 4:], atol=1e-5)
+    third, second = (np.array([0.0, 0.4, 0.0, 0.2], np.float32).reshape(1, 1, 4, 1) for _ in range(2))
+    second[..., 1, 0] = 0.2
+    assert np.abs(layer(third).numpy()[0, 0, 1, 1:5] - layer(second).numpy()[0, 0, 1, 1:5]).max() > 0.5
+    moved = X.copy()
+    moved[:, :, 5, 0] += 0.3  # one note moved: its own intervals and those of the two after it change, none before
+    diff = np.abs(layer(moved).numpy() - out).max(axis=(0, 1, 3))
+    assert (diff[:5] == 0).all() and (diff[5:8] > 1e-3).all()
 
 
 def test_down_and_up_sampling_values() -> None:

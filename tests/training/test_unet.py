@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from training.config import load_config, preset_names
+from training.config import ModelConfig, load_config, preset_names
 from training.unet import build_unet
 
 SEED_PARAMS = 12_000_000
 
 
-@pytest.mark.parametrize(("preset", "batch"), [(name, 3 if name == "tiny" else 1) for name in preset_names()])
+INTERVALS = "tiny with interval inputs"
+
+
+@pytest.mark.parametrize(
+    ("preset", "batch"), [(name, 3 if name == "tiny" else 1) for name in preset_names()] + [(INTERVALS, 2)]
+)
 def test_causal(preset: str, batch: int) -> None:
     """Changing note p leaves outputs < p bit-identical and changes output p, for p at start, middle, end.
 
-    Every shipped preset is checked (the seed's 12M-parameter one with a batch of 1).
+    Every shipped preset is checked (the seed's 12M-parameter one with a batch of 1), and the
+    interval inputs, which look back along the notes.
     """
-    cfg = load_config(preset).model
+    cfg = _tiny_with_intervals() if preset == INTERVALS else load_config(preset).model
     model = build_unet(cfg)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, cfg.tracks, cfg.length, cfg.features)).astype(np.float32)
@@ -30,6 +38,10 @@ def test_causal(preset: str, batch: int) -> None:
         out = np.asarray(model([changed, t, *style]))
         np.testing.assert_array_equal(out[:, :, :p], base[:, :, :p], err_msg=f"{preset}: note {p} leaks back")
         assert not np.allclose(out[:, :, p], base[:, :, p]), f"{preset}: output {p} ignores its own input"
+
+
+def _tiny_with_intervals() -> ModelConfig:
+    return dataclasses.replace(load_config("tiny").model, chroma_semitone=0.1, interval_lags=(1, 2))
 
 
 def test_signature() -> None:
