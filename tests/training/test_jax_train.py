@@ -102,10 +102,11 @@ np.save(sys.argv[2], np.asarray(network([x, np.full(3, 70.0, "float32"), np.arra
 """
 
 
-def _styled_tiny(folder: Path) -> Path:
-    config = folder / "styled.toml"
+def _tiny_with(folder: Path, model_lines: str) -> Path:
+    """The tiny preset with ``model_lines`` added to its ``[model]`` table."""
+    config = folder / "tiny-with.toml"
     tiny = (ROOT / "training" / "presets" / "tiny.toml").read_text()
-    config.write_text(tiny.replace("[model]", "[model]\nstyles = 2"))
+    config.write_text(tiny.replace("[model]", f"[model]\n{model_lines}"))
     return config
 
 
@@ -116,7 +117,7 @@ def test_a_styled_network_trains_and_its_weights_load_into_tensorflow(tmp_path: 
     from tests.training.conftest import write_dataset
 
     data = write_dataset(tmp_path / "data.npz", styles=2)
-    config = _styled_tiny(tmp_path)
+    config = _tiny_with(tmp_path, "styles = 2")
     done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(data),
                 "--run", str(tmp_path / "run"), "--steps", "30", "--save-every", "1000")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -134,8 +135,30 @@ def test_a_styled_network_on_a_dataset_without_styles_is_refused(tmp_path: Path)
     pytest.importorskip("jax", reason="the JAX trainer needs the extra: pip install '.[jax]'")
     from tests.training.conftest import write_dataset
 
-    config = _styled_tiny(tmp_path)
+    config = _tiny_with(tmp_path, "styles = 2")
     done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(write_dataset(tmp_path / "d.npz")),
                 "--run", str(tmp_path / "run"), "--steps", "1")  # fmt: skip
     assert done.returncode == 2 and "model.styles = 2 but" in done.stderr and "no styles" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_interval_inputs_train_under_jax_and_load_into_tensorflow(tmp_path: Path) -> None:
+    """model.interval_lags (with the chroma input) builds from keras.ops alone: a JAX run's weights give
+    TensorFlow the same prediction, so a GPU lease can train it."""
+    pytest.importorskip("jax", reason="the JAX trainer needs the extra: pip install '.[jax]'")
+    from tests.training.conftest import write_dataset
+    from training.datafile import load_dataset
+
+    data = write_dataset(tmp_path / "data.npz", pitch_gain=3.0)
+    semitone = load_dataset(data).stats.semitone
+    config = _tiny_with(tmp_path, f"chroma_semitone = {semitone!r}\ninterval_lags = [1, 2]")
+    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(data),
+                "--run", str(tmp_path / "run"), "--steps", "20", "--save-every", "1000")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = _jax("-c", PREDICT, str(tmp_path / "run"), str(tmp_path / "jax.npy"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    network, loaded, _ = load_ema_network(tmp_path / "run")
+    assert loaded.model.interval_lags == (1, 2)
+    x = np.random.default_rng(0).standard_normal((2, 1, loaded.model.length, 3)).astype("float32")
+    ours = np.asarray(network([x, np.array([3.0, 70.0], "float32")]))
+    np.testing.assert_allclose(ours, np.load(tmp_path / "jax.npy"), atol=1e-4)
