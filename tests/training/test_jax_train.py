@@ -102,6 +102,18 @@ np.save(sys.argv[2], np.asarray(network([x, np.full(3, 70.0, "float32"), np.arra
 """
 
 
+def _train_and_predict(folder: Path, config: Path, data: Path, steps: int, script: str) -> tuple[np.ndarray, Path]:
+    """A JAX run of ``config`` on ``data`` in ``folder/run``, and its network's prediction by ``script``
+    (PREDICT or STYLED_PREDICT), made under JAX."""
+    run = folder / "run"
+    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(data), "--run", str(run),
+                "--steps", str(steps), "--save-every", "1000")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = _jax("-c", script, str(run), str(folder / "jax.npy"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(folder / "jax.npy"), run
+
+
 def _tiny_with(folder: Path, model_lines: str) -> Path:
     """The tiny preset with ``model_lines`` added to its ``[model]`` table."""
     config = folder / "tiny-with.toml"
@@ -118,16 +130,12 @@ def test_a_styled_network_trains_and_its_weights_load_into_tensorflow(tmp_path: 
 
     data = write_dataset(tmp_path / "data.npz", styles=2)
     config = _tiny_with(tmp_path, "styles = 2")
-    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(data),
-                "--run", str(tmp_path / "run"), "--steps", "30", "--save-every", "1000")  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    done = _jax("-c", STYLED_PREDICT, str(tmp_path / "run"), str(tmp_path / "jax.npy"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    network, loaded, _ = load_ema_network(tmp_path / "run")
+    theirs, run = _train_and_predict(tmp_path, config, data, 30, STYLED_PREDICT)
+    network, loaded, _ = load_ema_network(run)
     assert loaded.model.styles == 2
     x = np.random.default_rng(0).standard_normal((3, 1, loaded.model.length, 3)).astype("float32")
     ours = np.asarray(network([x, np.full(3, 70.0, "float32"), np.array([0, 1, 2], "int32")]))
-    np.testing.assert_allclose(ours, np.load(tmp_path / "jax.npy"), atol=1e-4)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
     assert np.abs(ours[0] - ours[1]).max() > 1e-4 and np.abs(ours[0] - ours[2]).max() > 1e-4  # styles differ
 
 
@@ -152,13 +160,9 @@ def test_interval_inputs_train_under_jax_and_load_into_tensorflow(tmp_path: Path
     data = write_dataset(tmp_path / "data.npz", pitch_gain=3.0)
     semitone = load_dataset(data).stats.semitone
     config = _tiny_with(tmp_path, f"chroma_semitone = {semitone!r}\ninterval_lags = [1, 2]")
-    done = _jax("-m", "training.jax_train", "--config", str(config), "--data", str(data),
-                "--run", str(tmp_path / "run"), "--steps", "20", "--save-every", "1000")  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    done = _jax("-c", PREDICT, str(tmp_path / "run"), str(tmp_path / "jax.npy"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    network, loaded, _ = load_ema_network(tmp_path / "run")
+    theirs, run = _train_and_predict(tmp_path, config, data, 20, PREDICT)
+    network, loaded, _ = load_ema_network(run)
     assert loaded.model.interval_lags == (1, 2)
     x = np.random.default_rng(0).standard_normal((2, 1, loaded.model.length, 3)).astype("float32")
     ours = np.asarray(network([x, np.array([3.0, 70.0], "float32")]))
-    np.testing.assert_allclose(ours, np.load(tmp_path / "jax.npy"), atol=1e-4)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
