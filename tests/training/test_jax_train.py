@@ -28,6 +28,12 @@ def _jax(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+def _predict(network: object, length: int) -> np.ndarray:
+    """``network``'s prediction on PREDICT's input (two pieces at steps 3 and 70), made in this process."""
+    x = np.random.default_rng(0).standard_normal((2, 1, length, 3)).astype("float32")
+    return np.asarray(network([x, np.array([3.0, 70.0], "float32")]))
+
+
 @pytest.mark.parametrize("pitch_gain", [1.0, 3.0])
 def test_jax_transposition_unit_is_one_scaled_semitone(tmp_path: Path, pitch_gain: float) -> None:
     """The JAX step shifts scaled pitch by multiples of this unit; it must be one semitone under any gain."""
@@ -65,9 +71,7 @@ def test_weights_load_into_tensorflow_unchanged(jax_run: Path, tmp_path: Path) -
     done = _jax("-c", PREDICT, str(jax_run), str(tmp_path / "jax.npy"))
     assert done.returncode == 0, done.stderr[-2000:]
     network, config, meta = load_ema_network(jax_run)
-    x = np.random.default_rng(0).standard_normal((2, 1, config.model.length, 3)).astype("float32")
-    ours = np.asarray(network([x, np.array([3.0, 70.0], "float32")]))
-    np.testing.assert_allclose(ours, np.load(tmp_path / "jax.npy"), atol=1e-4)
+    np.testing.assert_allclose(_predict(network, config.model.length), np.load(tmp_path / "jax.npy"), atol=1e-4)
     assert meta["checkpoint_step"] == 40
 
 
@@ -163,6 +167,4 @@ def test_interval_inputs_train_under_jax_and_load_into_tensorflow(tmp_path: Path
     theirs, run = _train_and_predict(tmp_path, config, data, 20, PREDICT)
     network, loaded, _ = load_ema_network(run)
     assert loaded.model.interval_lags == (1, 2)
-    x = np.random.default_rng(0).standard_normal((2, 1, loaded.model.length, 3)).astype("float32")
-    ours = np.asarray(network([x, np.array([3.0, 70.0], "float32")]))
-    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    np.testing.assert_allclose(_predict(network, loaded.model.length), theirs, atol=1e-4)
