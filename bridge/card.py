@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.atomic import write_bytes
+from bridge.chords import ChordVocabulary
 from bridge.codec import FEATURES, FeatureStats
 from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths
@@ -29,9 +30,9 @@ MAX_GUIDANCE = 10.0  # a bound against typos: the weights that helped here lie n
 CARD_KEYS = (
     "format_version", "name", "model_file", "sha256", "opset", "inputs", "outputs", "length",
     "features", "stats", "schedule", "prediction", "parameters", "training", "parity",
-    "variants", "evaluation", "note_lengths", "guide", "styles",
+    "variants", "evaluation", "note_lengths", "guide", "styles", "chords",
 )
-OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide", "styles")
+OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide", "styles", "chords")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ModelCard:
     note_lengths: NoteLengths | None = None  # the training corpus's, for the rhythm grid
     guide: GuideRef | None = None  # a weaker model for autoguidance, off unless present
     styles: Styles | None = None  # the styles a conditioned network takes (its ``style`` input)
+    chords: ChordVocabulary | None = None  # the training corpus's, for the chord snap
 
     def __post_init__(self) -> None:
         _check_version(self.format_version)
@@ -186,6 +188,8 @@ class ModelCard:
                 fields["guide"] = GuideRef.from_dict(data["guide"])
             if "styles" in data:
                 fields["styles"] = Styles.from_dict(data["styles"])
+            if "chords" in data:
+                fields["chords"] = ChordVocabulary.from_dict(data["chords"])
         except BridgeError as exc:
             raise BridgeError(f"model card: {exc}; update diffusion-composer or re-export the model") from exc
         except (TypeError, ValueError, AttributeError) as exc:
@@ -217,7 +221,7 @@ class ModelCard:
         for key in OPTIONAL_KEYS:
             value = getattr(self, key)
             if value is not None:
-                out[key] = value.to_dict() if isinstance(value, (NoteLengths, GuideRef, Styles)) else value
+                out[key] = value.to_dict() if hasattr(value, "to_dict") else value  # the sections; dicts as they are
         return out
 
 

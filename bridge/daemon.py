@@ -334,6 +334,7 @@ class Daemon:
             program=settings.program or 0,
             transpose=settings.transpose,
             corpus_lengths=settings.note_lengths == "corpus",
+            corpus_chords=settings.chords == "corpus",
             style=settings.style,
             **changes,
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats, Note, features_to_notes, pitch_to_value, value_to_pitch
 from bridge.errors import BridgeError
 
@@ -24,7 +25,9 @@ class DecodeOptions:
     or ``min_delta``, whichever is nearer, so near-simultaneous notes do not flam. ``grid``:
     onsets and durations snap to multiples of it (e.g. 1/4 or 1/12 beat). ``transpose``:
     semitones. ``low``/``high``: pitch range; notes outside move by octaves. ``velocity``: fixed,
-    or a ``(low, high)`` range drawn per note (humanize).
+    or a ``(low, high)`` range drawn per note (humanize). ``chords``: the model's corpus chords, which
+    every chord snaps to (:mod:`bridge.chords`), keeping to ``chord_classes`` (the sampler's pitch
+    classes, before ``transpose``).
     """
 
     min_duration: float = 1 / 32
@@ -36,6 +39,8 @@ class DecodeOptions:
     velocity: int | tuple[int, int] = 80
     channel: int = 0
     program: int = 0
+    chords: ChordVocabulary | None = None
+    chord_classes: frozenset[int] = frozenset(range(12))
 
     def __post_init__(self) -> None:
         if self.min_duration <= 0 or self.min_delta < 0:
@@ -78,9 +83,11 @@ def decode_one(
 ) -> list[Note]:
     """One scaled ``(L, 3)`` sample -> notes; ``rng`` draws humanized velocities."""
     features = stats.unscale(scaled)  # clipped to the training range first
-    pitches = value_to_pitch(features[:, 0], stats.encoding) + options.transpose
-    pitches = fold_into_range(pitches, options.low, options.high)
+    pitches = value_to_pitch(features[:, 0], stats.encoding)
     onsets, durations = _times(features[:, 2], features[:, 1], options)
+    if options.chords is not None:
+        pitches = options.chords.snap(pitches, onsets, options.chord_classes)
+    pitches = fold_into_range(pitches + options.transpose, options.low, options.high)
     out = np.column_stack([pitch_to_value(pitches, stats.encoding), durations, np.diff(onsets, prepend=0.0)])
     return features_to_notes(
         out, stats.encoding, start=start, velocity=_velocities(options.velocity, len(out), rng),

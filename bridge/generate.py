@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bridge.atomic import write_bytes
+from bridge.chords import CHORD_CHOICES
 from bridge.codec import Note, merge_unisons
 from bridge.constraints import PitchConstraint
 from bridge.continuation import continue_long, prompt_features
@@ -52,6 +53,7 @@ class GenerateOptions:
     high: int = 108
     grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
     note_lengths: str = "corpus"  # corpus: durations on the grid weighed by the model's corpus; grid: nearest
+    chords: str = "corpus"  # corpus: each chord snapped to the nearest of the model's corpus (bridge.chords); model
     transpose: int = 0
     velocity: int = 80
     program: int = 0
@@ -68,6 +70,7 @@ class GenerateOptions:
             "low": 0 <= self.low <= self.high <= 127, "velocity": 1 <= self.velocity <= 127,
             "program": 0 <= self.program <= 127, "channel": 0 <= self.channel <= 15,
             "precision": self.precision in PRECISIONS, "note_lengths": self.note_lengths in NOTE_LENGTH_CHOICES,
+            "chords": self.chords in CHORD_CHOICES,
         }  # fmt: skip
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -155,6 +158,8 @@ def compose(
     decode_options = DecodeOptions(
         grid=options.grid, transpose=options.transpose + offset, low=options.low, high=options.high,
         velocity=options.velocity, channel=options.channel, program=options.program,
+        chords=card.chords if options.chords == "corpus" else None,
+        chord_classes=constraint.moved(-offset).pitch_classes,
     )  # fmt: skip
     return merge_unisons(decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed)))
 
@@ -168,7 +173,7 @@ def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, ModelI
     """The options and model checksums of a ``samples.json``, to make its pieces again identically."""
     try:
         data = json.loads(Path(record).read_text(encoding="utf-8"))
-        options = {"guidance": 0.0} | data["options"]  # records from before autoguidance were made without it
+        options = {"guidance": 0.0, "chords": "model"} | data["options"]  # older records: made without these
         guide = data.get("guide")
         identity = ModelIdentity(str(data["model"]["sha256"]), None if guide is None else str(guide["sha256"]))
         return GenerateOptions.from_dict(options), identity

@@ -49,6 +49,7 @@ class PhraseRequest:
     seed: int | None = None
     grid: float | None = 0.25
     corpus_lengths: bool = True  # durations on the grid weighed by the model's corpus (bridge.note_lengths)
+    corpus_chords: bool = True  # chords snapped to the nearest of the model's corpus (bridge.chords)
     velocity: int = 90
     channel: int = 0
     program: int = 0
@@ -197,7 +198,8 @@ class ModelPhraseSource:
             constraint=constraint.moved(-offset),
             prompt=move_prompt(prompt, -offset, card.stats.encoding),
         )[0]
-        notes = decode_one(scaled, card.stats, self._decode_options(request, offset), rng=np.random.default_rng(seed))
+        decode_options = self._decode_options(request, offset, constraint.moved(-offset).pitch_classes)
+        notes = decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
         return merge_unisons(_after_prime(notes, len(prompt), request) if prompt is not None else notes)
 
     @staticmethod
@@ -206,9 +208,9 @@ class ModelPhraseSource:
         low, high = (min(max(p - request.transpose, 0), 127) for p in (request.low, request.high))
         return PitchConstraint.parse(request.scale, low, high, grid=request.grid, corpus_lengths=request.corpus_lengths)
 
-    @staticmethod
-    def _decode_options(request: PhraseRequest, offset: int) -> DecodeOptions:
-        """The request's decoding, moved ``offset`` more semitones (a home-key model's move to the key asked)."""
+    def _decode_options(self, request: PhraseRequest, offset: int, classes: frozenset[int]) -> DecodeOptions:
+        """The request's decoding, moved ``offset`` more semitones (a home-key model's move to the key asked);
+        chords snap within the sampler's pitch ``classes``."""
         return DecodeOptions(
             grid=request.grid,
             transpose=request.transpose + offset,
@@ -217,6 +219,8 @@ class ModelPhraseSource:
             velocity=request.velocity,
             channel=request.channel,
             program=request.program,
+            chords=self.denoiser.card.chords if request.corpus_chords else None,
+            chord_classes=classes,
         )
 
 

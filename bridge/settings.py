@@ -22,6 +22,7 @@ import tomli_w
 
 from bridge.atomic import atomic_write
 from bridge.card import MAX_GUIDANCE
+from bridge.chords import CHORD_CHOICES
 from bridge.clock import CLOCK_SOURCES, MAX_BPM, MIN_BPM, QUANTIZE
 from bridge.constraints import AUTO_KEY, PitchConstraint
 from bridge.errors import BridgeError
@@ -63,6 +64,7 @@ class Settings:
     trigger_variation: str = "note 38 ch 16"
     takes: str = ""  # folder for takes; "": the default one, "off": keep none
     note_lengths: str = "corpus"  # corpus: durations weighed by the model's training music; grid: the nearest
+    chords: str = "corpus"  # corpus: chords snapped to the nearest the training music struck; model: the network's
     guidance: float | None = None  # autoguidance weight; None: the model card's, 0: off
     style: str = MIX  # a style of a conditioned model, "mix" (each phrase draws one) or "none" (bridge.styles)
 
@@ -72,6 +74,7 @@ class Settings:
         _check_choice("clock", self.clock, CLOCK_SOURCES)
         _check_choice("sampler", self.sampler, tuple(SAMPLERS))
         _check_choice("note_lengths", self.note_lengths, NOTE_LENGTH_CHOICES)
+        _check_choice("chords", self.chords, CHORD_CHOICES)
         for name, low, high in _RANGES:
             _check_range(name, getattr(self, name), low, high)
         if self.program is not None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from bridge.atomic import write_bytes
 from bridge.card import ModelCard, write_card
+from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats
 from bridge.note_lengths import NoteLengths
 from bridge.schedule import NoiseSchedule
@@ -43,6 +44,7 @@ class ExportSource:
     training: dict[str, Any] = field(default_factory=dict)
     note_lengths: NoteLengths | None = None  # the training corpus's, for the bridge's rhythm grid
     styles: Styles | None = None  # the styles of a conditioned network, in its index order
+    chords: ChordVocabulary | None = None  # the training corpus's, for the bridge's chord snap
 
     @property
     def style_count(self) -> int:
@@ -86,7 +88,7 @@ def export_model(
         name=name, model_file=MODEL_FILE, sha256=_sha256(graph), opset=onnx_graph.OPSET,
         length=source.length, stats=source.stats, schedule=source.schedule, prediction=source.prediction,
         parameters=int(source.network.count_params()), training=source.training, parity=check.to_dict(),
-        variants=variants, note_lengths=source.note_lengths, styles=source.styles,
+        variants=variants, note_lengths=source.note_lengths, styles=source.styles, chords=source.chords,
     )  # fmt: skip
     write_card(out, card)
     log.info("exported %s (%.1f MB, %d parameters)", out / MODEL_FILE, len(graph) / 1e6, card.parameters)
@@ -119,20 +121,22 @@ def export_run(
 ) -> ModelCard:
     """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder.
 
-    ``data``: the run's dataset file, for the note-length prior, where run.json has no valid path
-    (a run trained on another machine).
+    ``data``: the run's dataset file, for the note-length prior and the chords, where run.json has no
+    valid path (a run trained on another machine).
     """
     from training.run import load_ema_network
 
     network, config, meta = load_ema_network(run_dir, step)
     dataset = meta.get("dataset", {})
+    note_lengths, chords = _corpus_priors(data or dataset.get("path"))
     source = ExportSource(
         network=network,
         length=config.model.length,
         schedule=config.diffusion.noise_schedule(),
         prediction=config.diffusion.prediction,
         stats=FeatureStats.from_dict(dataset["stats"]),
-        note_lengths=_corpus_note_lengths(data or dataset.get("path")),
+        note_lengths=note_lengths,
+        chords=chords,
         styles=Styles(tuple(dataset["styles"]), tuple(dataset["style_shares"])) if config.model.styles else None,
         training={
             "run": str(Path(run_dir).resolve().name),
@@ -146,12 +150,13 @@ def export_run(
     return export_model(source, out_dir, name=name or Path(out_dir).name, fp16=fp16)
 
 
-def _corpus_note_lengths(path: str | os.PathLike[str] | None) -> NoteLengths | None:
-    """The training segments' note lengths, when the run's dataset file is still where it was."""
+def _corpus_priors(path: str | os.PathLike[str] | None) -> tuple[NoteLengths | None, ChordVocabulary | None]:
+    """The training segments' note lengths and chords, when the run's dataset file is still where it was."""
     if path is None or not Path(path).is_file():
-        log.warning("dataset %s not found: the card gets no note-length prior (the grid rounds durations); "
-                    "give the run's dataset with --data", path)  # fmt: skip
-        return None
+        log.warning("dataset %s not found: the card gets no note-length prior (the grid rounds durations) and no "
+                    "chords (the network's own are kept); give the run's dataset with --data", path)  # fmt: skip
+        return None, None
     from training.datafile import load_dataset
 
-    return NoteLengths.fit(load_dataset(path).train)
+    data = load_dataset(path)
+    return NoteLengths.fit(data.train), ChordVocabulary.fit(data.train, data.stats.encoding)

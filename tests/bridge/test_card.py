@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tiny_model import TINY_STATS, write_tiny_model
 
 from bridge.card import CARD_FILE, ModelCard, TensorSpec, read_card, sha256_file, write_card
+from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats
 from bridge.errors import BridgeError
 from bridge.schedule import NoiseSchedule
@@ -58,6 +59,7 @@ def test_dict_round_trip(length: int, prediction: str, steps: int, optional: boo
         schedule=NoiseSchedule(steps=steps), prediction=prediction,
         variants={"fp16": {"model_file": "model.fp16.onnx"}} if optional else None,
         evaluation={"in_key": 0.9} if optional else None,
+        chords=ChordVocabulary((0b10010001, 0b1001), (0.7, 0.3)) if optional else None,
     )
     data = json.loads(json.dumps(card.to_dict()))
     assert ModelCard.from_dict(data) == card
@@ -84,6 +86,7 @@ def test_write_card_is_atomic_and_leaves_no_temp_files(model_dir: Path) -> None:
         (lambda d: d["inputs"]["sample"].update(shape=[None, 1, 32, 3]), "expected"),
         (lambda d: d["inputs"].pop("timestep"), "expected"),
         (lambda d: d.update(length="long"), "malformed"),
+        (lambda d: d.update(chords={"sets": [[0, 4, 13]], "shares": [1.0]}), "chord pitch classes must lie in 0..11"),
     ],
 )
 def test_refuses_a_bad_card(model_dir: Path, change, message: str) -> None:

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tiny_model import TINY_STATS
 
+from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats, Note, notes_to_features
 from bridge.decoding import DecodeOptions, decode, decode_one, fold_into_range
 from bridge.errors import BridgeError
@@ -62,6 +63,19 @@ def test_transpose_and_range() -> None:
     assert [n.pitch for n in notes] == [58, 62, 65, 70]
     (notes,) = decode(scaled(notes_to_features(NOTES)), TINY_STATS, DecodeOptions(transpose=12, low=60, high=75))
     assert [n.pitch for n in notes] == [72, 64, 67, 72]
+
+
+def test_chords_snap_in_the_samplers_classes_before_the_transposition() -> None:
+    """The model wrote C-D-G in C major (its home key); snapped to G major's B-D-G, then moved up 2 to A."""
+    run = [Note(1.0 + i, p, 1.0) for i, p in enumerate((60, 62, 64, 65, 67, 69, 71, 72))]
+    notes = [Note(0.0, 60, 1.0), Note(0.0, 62, 1.0), Note(0.0, 67, 1.0), *run]
+    chords = ChordVocabulary((0b10010001, 0b100010000100), (0.6, 0.4))  # C-E-G, G-B-D
+    options = DecodeOptions(transpose=2, chords=chords, chord_classes=frozenset(range(12)))
+    (decoded,) = decode(scaled(notes_to_features(notes)), TINY_STATS, options)
+    assert [n.pitch for n in decoded[:3]] == [61, 64, 69]
+    assert [n.pitch for n in decoded[3:]] == [n.pitch + 2 for n in run]
+    (kept,) = decode(scaled(notes_to_features(notes)), TINY_STATS, DecodeOptions(transpose=2, chords=None))
+    assert [n.pitch for n in kept[:3]] == [62, 64, 69]
 
 
 @given(

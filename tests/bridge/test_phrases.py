@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bridge.codec import Note
@@ -83,6 +85,23 @@ def test_phrases_weigh_note_lengths_by_the_corpus_unless_told_not_to() -> None:
         ).notes]  # fmt: skip
         shares[corpus] = sum(abs(n.duration - 0.75) < 1e-6 for n in notes) / len(notes)
     assert shares[True] < 0.05 < 0.15 < shares[False], shares
+
+
+def test_phrase_chords_are_the_corpus_chords_within_the_scale_asked_for() -> None:
+    """The shipped model's phrases in D major: chords snapped to its corpus's, yet no note leaves D major."""
+    source = ModelPhraseSource(load_model("default", device="cpu"))
+    known = set(source.denoiser.card.chords.sets)
+    for corpus in (True, False):
+        request = PhraseRequest(length_beats=32.0, steps=10, seed=4, scale="D major", corpus_chords=corpus)
+        notes = source.generate(request, None).notes
+        assert {n.pitch % 12 for n in notes} <= parse_scale("D major")
+        chords: dict[float, int] = {}
+        for n in notes:
+            chords[n.onset] = chords.get(n.onset, 0) | 1 << ((n.pitch - 2) % 12)  # above D, the tonic
+        sizes = collections.Counter(n.onset for n in notes)
+        sets = [bits for onset, bits in chords.items() if sizes[onset] > 1]
+        share = np.mean([s in known for s in sets])
+        assert share > 0.95 if corpus else share < 0.9, (corpus, share)
 
 
 def test_phrases_strike_no_pitch_that_is_still_sounding() -> None:

@@ -12,6 +12,7 @@ import onnx
 import pytest
 
 from bridge.card import read_card
+from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats
 from bridge.constraints import PitchConstraint
 from bridge.errors import BridgeError
@@ -54,7 +55,9 @@ def test_card_describes_the_run(exported: Path) -> None:
     assert card.stats.to_dict() == run_stats
     assert card.variants and card.variants["fp16"]["model_file"] == FP16_FILE
     assert card.variants["fp16"]["parity_max_abs"] < 5e-2
-    assert card.note_lengths == NoteLengths.fit(load_dataset(exported / "data.npz").train)  # the corpus prior
+    data = load_dataset(exported / "data.npz")
+    assert card.note_lengths == NoteLengths.fit(data.train)  # the corpus prior
+    assert card.chords == ChordVocabulary.fit(data.train, data.stats.encoding)  # the corpus chords
     onnx.checker.check_model(str(exported / "model" / "model.onnx"), full_check=True)
 
 
@@ -82,7 +85,7 @@ def test_fine_tuned_log_time_run_exports_and_generates(exported: Path) -> None:
     assert beats[..., 0].min() >= 0.25 - 1e-6
 
 
-def test_note_lengths_come_from_the_dataset_given_or_are_left_out(
+def test_note_lengths_and_chords_come_from_the_dataset_given_or_are_left_out(
     exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A run trained elsewhere: run.json's dataset path is not here; --data gives it, else no prior (and a warning)."""
@@ -92,10 +95,11 @@ def test_note_lengths_come_from_the_dataset_given_or_are_left_out(
     meta["dataset"]["path"] = "/nowhere/data.npz"
     (moved / "run.json").write_text(json.dumps(meta))
     card = export_run(moved, tmp_path / "without")
-    assert card.note_lengths is None and "--data" in caplog.text
+    assert card.note_lengths is None and card.chords is None and "--data" in caplog.text
     other = write_dataset(tmp_path / "other.npz", seed=3)
     card = export_run(moved, tmp_path / "with", data=other)
     assert card.note_lengths == NoteLengths.fit(load_dataset(other).train)
+    assert card.chords == ChordVocabulary.fit(load_dataset(other).train, "log")
 
 
 def test_onnx_graph_is_causal(exported: Path) -> None:
