@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.card import ModelCard
-from bridge.decoding import decode
+from bridge.decoding import DecodeOptions, decode
 from bridge.runtime import DEVICES, load_model
 from bridge.samplers import DenoiserLike, make_sampler, sample
 
@@ -68,9 +68,10 @@ def ms_per_step(denoiser: DenoiserLike, batch: int, steps: int, repeats: int) ->
 
 
 def phrase_seconds(denoiser: DenoiserLike, name: str, steps: int | None, repeats: int) -> float:
-    """Noise to decoded notes, one phrase."""
+    """Noise to decoded notes, one phrase, its chords snapped to the card's as `dmc generate` does."""
     sampler = make_sampler(name, denoiser.card)
-    return best_of(repeats, lambda: decode(sample(denoiser, sampler, 1, steps, seed=0), denoiser.card.stats))
+    options = DecodeOptions(chords=denoiser.card.chords)
+    return best_of(repeats, lambda: decode(sample(denoiser, sampler, 1, steps, seed=0), denoiser.card.stats, options))
 
 
 def main(argv: list[str] | None = None) -> None:
