@@ -3,11 +3,12 @@
     python benchmarks/evaluate_samplers.py --reference data/classical.npz [--model weights/default] [--n 96]
 
 For each sampler it generates ``--n`` pieces the way ``dmc generate`` does by default (auto key
-and the 1/4-beat grid kept during denoising), in batches, and scores them with ``dmc evaluate``'s
-metrics against the dataset's held-out split, with the noise floor and the baselines computed in
-the same run. A second table compares, on DPM-Solver++-20 with the same seeds: no constraint
-(the raw model), the constraint applied only as a final snap, the constraint kept at every
-step with the nearest grid length, and (the default) with the corpus's note lengths weighed in.
+and the 1/4-beat grid kept during denoising, chords snapped to the card's after), in batches, and
+scores them with ``dmc evaluate``'s metrics against the dataset's held-out split, with the noise
+floor and the baselines computed in the same run. A second table compares, on DPM-Solver++-20
+with the same seeds: no constraint (the raw model, its own chords), the constraint applied only
+as a final snap, the constraint kept at every step with the nearest grid length, and (the
+default) with the corpus's note lengths weighed in.
 ``--json`` writes every report; ``--card`` stores the default sampler's summary in the card.
 """
 
@@ -57,9 +58,11 @@ def generate(denoiser: Denoiser, name: str, steps: int | None, n: int, constrain
     return np.concatenate(parts), (time.perf_counter() - started) / n
 
 
-def to_notes(denoiser: Denoiser, scaled: np.ndarray, grid: float | None) -> list[list[Note]]:
-    """The notes ``dmc generate`` would write: decoded, then as one keyboard plays them."""
-    decoded = decode(scaled, denoiser.card.stats, DecodeOptions(grid=grid, low=21, high=108), seed=0)
+def to_notes(denoiser: Denoiser, scaled: np.ndarray, grid: float | None, chords: bool = True) -> list[list[Note]]:
+    """The notes ``dmc generate`` would write: decoded (``chords``: snapped to the card's), then as one keyboard
+    plays them."""
+    options = DecodeOptions(grid=grid, low=21, high=108, chords=denoiser.card.chords if chords else None)
+    decoded = decode(scaled, denoiser.card.stats, options, seed=0)
     return [merge_unisons(notes) for notes in decoded]
 
 
@@ -95,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     constraint = PitchConstraint.parse("auto", 21, 108, grid=GRID)
     reports: dict[str, dict] = {}
 
-    def score(label: str, scaled: np.ndarray, grid: float | None, extra: str) -> EvaluationReport:
-        report = evaluate(to_notes(denoiser, scaled, grid), reference, 0)
+    def score(label: str, scaled: np.ndarray, grid: float | None, extra: str, chords: bool = True) -> EvaluationReport:
+        report = evaluate(to_notes(denoiser, scaled, grid, chords), reference, 0)
         reports[label] = report.to_dict()
         print(row(label, report, extra), flush=True)
         return report
@@ -108,12 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         scaled, seconds = generate(denoiser, name, steps, args.n, constraint)
         report = score(f"{name}-{steps or denoiser.card.schedule.steps}", scaled, GRID, f"{seconds:.3f}")
         if (name, steps) == DEFAULT:
-            default_summary = {"sampler": f"{name}-{steps}", "constraint": "auto key, 1/4-beat grid, corpus lengths",
-                               "guidance": denoiser.guidance, "pieces": args.n, **report.summary()}  # fmt: skip
+            default_summary = {"sampler": f"{name}-{steps}", "guidance": denoiser.guidance, "pieces": args.n,
+                               "constraint": "auto key, 1/4-beat grid, corpus lengths, corpus chords",
+                               **report.summary()}  # fmt: skip
 
     print("\n" + header("dpm++-20: constraint") + "  in-key before snap")
     raw, _ = generate(denoiser, "dpm++", 20, args.n, None)
-    score("none (raw model)", raw, None, f"{in_key_share(denoiser, raw):.3f}")
+    score("none (raw model)", raw, None, f"{in_key_share(denoiser, raw):.3f}", chords=False)
     snapped, _ = generate(denoiser, "dpm++", 20, args.n, constraint, project_during=False)
     score("snap after sampling", snapped, GRID, f"{in_key_share(denoiser, raw):.3f} (same trajectory as raw)")
     plain, _ = generate(denoiser, "dpm++", 20, args.n, dataclasses.replace(constraint, corpus_lengths=False))

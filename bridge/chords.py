@@ -76,16 +76,18 @@ class ChordVocabulary:
         return moves
 
     def snap(
-        self, pitches: np.ndarray, onsets: np.ndarray, allowed: frozenset[int] = frozenset(range(12))
+        self, pitches: np.ndarray, onsets: np.ndarray, allowed: frozenset[int] = frozenset(range(12)), kept: int = 0
     ) -> np.ndarray:
         """MIDI ``pitches`` ``(L,)`` with every chord (same onset, beats ``(L,)``) moved onto the nearest corpus
-        chord whose classes lie in ``allowed``; a new array."""
+        chord whose classes lie in ``allowed``; a new array. Chords that hold any of the first ``kept`` notes
+        (a user's prompt) stay as they are, though those notes still count toward the key."""
         out = np.array(pitches, dtype=np.int64)
         tonic = _relative_major(out)
         allowed_bits = sum(1 << ((c - tonic) % 12) for c in allowed)
         usable = np.array([chord & ~allowed_bits == 0 for chord in self.sets])
         for members in _chords(onsets):
-            out[members] += self._chord_moves((out[members] - tonic) % 12, usable)
+            if members.min() >= kept:
+                out[members] += self._chord_moves((out[members] - tonic) % 12, usable)
         return out
 
     def _chord_moves(self, classes: np.ndarray, usable: np.ndarray) -> np.ndarray:

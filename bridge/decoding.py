@@ -27,7 +27,7 @@ class DecodeOptions:
     semitones. ``low``/``high``: pitch range; notes outside move by octaves. ``velocity``: fixed,
     or a ``(low, high)`` range drawn per note (humanize). ``chords``: the model's corpus chords, which
     every chord snaps to (:mod:`bridge.chords`), keeping to ``chord_classes`` (the sampler's pitch
-    classes, before ``transpose``).
+    classes, before ``transpose``); the first ``prompt_notes`` (the user's) are never moved.
     """
 
     min_duration: float = 1 / 32
@@ -41,6 +41,7 @@ class DecodeOptions:
     program: int = 0
     chords: ChordVocabulary | None = None
     chord_classes: frozenset[int] = frozenset(range(12))
+    prompt_notes: int = 0
 
     def __post_init__(self) -> None:
         if self.min_duration <= 0 or self.min_delta < 0:
@@ -86,7 +87,7 @@ def decode_one(
     pitches = value_to_pitch(features[:, 0], stats.encoding)
     onsets, durations = _times(features[:, 2], features[:, 1], options)
     if options.chords is not None:
-        pitches = options.chords.snap(pitches, onsets, options.chord_classes)
+        pitches = options.chords.snap(pitches, onsets, options.chord_classes, options.prompt_notes)
     pitches = fold_into_range(pitches + options.transpose, options.low, options.high)
     out = np.column_stack([pitch_to_value(pitches, stats.encoding), durations, np.diff(onsets, prepend=0.0)])
     return features_to_notes(

@@ -159,7 +159,7 @@ def compose(
         grid=options.grid, transpose=options.transpose + offset, low=options.low, high=options.high,
         velocity=options.velocity, channel=options.channel, program=options.program,
         chords=card.chords if options.chords == "corpus" else None,
-        chord_classes=constraint.moved(-offset).pitch_classes,
+        chord_classes=constraint.moved(-offset).pitch_classes, prompt_notes=0 if prompt is None else len(prompt),
     )  # fmt: skip
     return merge_unisons(decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed)))
 

@@ -198,7 +198,8 @@ class ModelPhraseSource:
             constraint=constraint.moved(-offset),
             prompt=move_prompt(prompt, -offset, card.stats.encoding),
         )[0]
-        decode_options = self._decode_options(request, offset, constraint.moved(-offset).pitch_classes)
+        kept = 0 if prompt is None else len(prompt)
+        decode_options = self._decode_options(request, offset, constraint.moved(-offset).pitch_classes, kept)
         notes = decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
         return merge_unisons(_after_prime(notes, len(prompt), request) if prompt is not None else notes)
 
@@ -208,9 +209,11 @@ class ModelPhraseSource:
         low, high = (min(max(p - request.transpose, 0), 127) for p in (request.low, request.high))
         return PitchConstraint.parse(request.scale, low, high, grid=request.grid, corpus_lengths=request.corpus_lengths)
 
-    def _decode_options(self, request: PhraseRequest, offset: int, classes: frozenset[int]) -> DecodeOptions:
+    def _decode_options(
+        self, request: PhraseRequest, offset: int, classes: frozenset[int], prompt_notes: int
+    ) -> DecodeOptions:
         """The request's decoding, moved ``offset`` more semitones (a home-key model's move to the key asked);
-        chords snap within the sampler's pitch ``classes``."""
+        chords snap within the sampler's pitch ``classes``, the prime's ``prompt_notes`` left as played."""
         return DecodeOptions(
             grid=request.grid,
             transpose=request.transpose + offset,
@@ -221,6 +224,7 @@ class ModelPhraseSource:
             program=request.program,
             chords=self.denoiser.card.chords if request.corpus_chords else None,
             chord_classes=classes,
+            prompt_notes=prompt_notes,
         )
 
 

@@ -77,3 +77,12 @@ def test_the_more_common_chord_wins_a_tie_unless_its_classes_are_not_allowed() -
     assert _snap_in_c(diminished_first, c_minor) == [60, 63, 66]
     assert _snap_in_c(major_first, c_minor) == [60, 64, 67]
     assert _snap_in_c(diminished_first, c_minor, parse_scale("C major")) == [60, 64, 67]  # a named key holds
+
+
+def test_chords_among_the_first_kept_notes_stay_as_the_user_played_them() -> None:
+    """A prompt's C-D-G stays; the same chord after it moves."""
+    vocabulary = ChordVocabulary((C_MAJOR, G_MAJOR), (0.6, 0.4))
+    pitches = np.array([60, 62, 67, *SCALE_RUN, 60, 62, 67])
+    onsets = np.r_[0.0, 0.0, 0.0, np.arange(1, len(SCALE_RUN) + 1), 10.0, 10.0, 10.0]
+    snapped = vocabulary.snap(pitches, onsets, kept=3)
+    assert list(snapped[:3]) == [60, 62, 67] and list(snapped[-3:]) == [59, 62, 67]

@@ -168,6 +168,16 @@ def test_chords_are_the_corpus_chords_unless_the_models_own_are_asked_for(tmp_pa
     assert shares["model"] < 0.85 < 0.95 < shares["corpus"], shares
 
 
+def test_the_chord_snap_leaves_the_prompt_as_the_user_wrote_it(tmp_path: Path) -> None:
+    """A prompt of chords the corpus never struck (C-F-B, one semitone from B-F) is continued, not corrected."""
+    prompt = [Note(beat, p, 1.0) for beat in range(8) for p in (60, 65, 71)]
+    write_midi(tmp_path / "clash.mid", prompt)
+    args = ["--n", "1", "--seed", "2", "--steps", "6", "--device", "cpu", "--prompt", str(tmp_path / "clash.mid")]
+    assert main(["generate", str(tmp_path / "out"), *args]) == 0
+    written = _notes(tmp_path / "out" / "sample-1.mid")
+    assert [(n.onset, n.pitch) for n in written[: len(prompt)]] == [(n.onset, n.pitch) for n in prompt]
+
+
 def test_home_key_model_composes_in_c_and_moves_to_the_named_key(
     tiny_model_dir: Path, home_model_dir: Path, tmp_path: Path
 ) -> None:
