@@ -17,7 +17,7 @@ from bridge.cli import main
 from bridge.codec import Note, merge_unisons
 from bridge.constraints import key_of, parse_scale
 from bridge.errors import BridgeError
-from bridge.generate import GenerateOptions, generate
+from bridge.generate import GenerateOptions, generate, read_record
 from bridge.midifile import read_midi, write_midi
 from bridge.runtime import resolve_model_dir
 
@@ -53,6 +53,18 @@ def test_regenerate_from_record_gives_identical_files(tiny_model_dir: Path, tmp_
     first = generate(_options(tiny_model_dir, seed=None, sampler="ddim"), tmp_path / "first")
     assert main(["generate", str(tmp_path / "again"), "--from", str(tmp_path / "first" / "samples.json")]) == 0
     assert [p.read_bytes() for p in first] == [(tmp_path / "again" / p.name).read_bytes() for p in first]
+
+
+def test_a_record_from_before_the_chord_snap_is_made_again_with_the_models_own_chords(tmp_path: Path) -> None:
+    """Records without ``chords`` were made before it existed: --from must not snap their chords."""
+    args = ["--n", "1", "--seed", "3", "--steps", "6", "--device", "cpu", "--chords", "model"]
+    assert main(["generate", str(tmp_path / "own"), *args]) == 0
+    record = json.loads((tmp_path / "own" / "samples.json").read_text())
+    del record["options"]["chords"]
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    assert read_record(tmp_path / "old.json")[0].chords == "model"
+    assert main(["generate", str(tmp_path / "again"), "--from", str(tmp_path / "old.json")]) == 0
+    assert (tmp_path / "again" / "sample-1.mid").read_bytes() == (tmp_path / "own" / "sample-1.mid").read_bytes()
 
 
 def test_one_file_alone_from_its_recorded_seed(tiny_model_dir: Path, tmp_path: Path) -> None:
