@@ -47,14 +47,15 @@ class ChordVocabulary:
             raise BridgeError("chord sets must be non-empty sets of the 12 pitch classes; re-export the model")
 
     @classmethod
-    def fit(cls, features: np.ndarray, encoding: str, cover: float = COVER) -> ChordVocabulary:
-        """From unscaled training segments ``(n, L, 3)`` (pitch in ``encoding``, times in beats)."""
+    def fit(cls, features: np.ndarray, encoding: str, cover: float = COVER) -> ChordVocabulary | None:
+        """From unscaled training segments ``(n, L, 3)`` (pitch in ``encoding``, times in beats); None for
+        music without chords (a corpus of melodies), which leaves nothing to snap."""
         counts: Counter[int] = Counter()
         for segment in np.asarray(features, dtype=np.float64):
             pitches = value_to_pitch(segment[:, 0], encoding)
             counts.update(_chord_sets(pitches, np.cumsum(segment[:, 2]), _relative_major(pitches)))
         if not counts:
-            raise BridgeError("the dataset has no chords to count (no two notes start together)")
+            return None
         total = sum(counts.values())
         kept, made = [], 0
         for chord, count in counts.most_common():

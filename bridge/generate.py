@@ -53,7 +53,7 @@ class GenerateOptions:
     high: int = 108
     grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
     note_lengths: str = "corpus"  # corpus: durations on the grid weighed by the model's corpus; grid: nearest
-    chords: str = "corpus"  # corpus: each chord snapped to the nearest of the model's corpus (bridge.chords); model
+    chords: str = "corpus"  # corpus: each chord snapped to the nearest the model's corpus struck; model: its own
     transpose: int = 0
     velocity: int = 80
     program: int = 0
@@ -119,6 +119,8 @@ def generate(
         )
     options = dataclasses.replace(options, guidance=denoiser.guidance)  # the record names the weight used
     check_style(denoiser.card.styles, options.style)  # a bad style is refused before anything is written
+    if options.chords == "corpus" and denoiser.card.chords is None:
+        log.info("%s's card has no corpus chords (exported before them): its own are kept", denoiser.card.name)
     prompt = _prompt(options, denoiser)
     paths, files = [], []
     with progress(options.n, "composing") as advance:

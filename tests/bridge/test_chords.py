@@ -39,8 +39,10 @@ def test_fit_counts_chords_above_the_relative_major_tonic_and_keeps_the_common_o
     c_piece = [[48, 52, 55, 60]] * 5 + [[43, 55, 59, 62]] * 3 + [[53, 57, 60]] + [[45, 48, 52]]
     g_piece = [[p + 7 for p in chord] for chord in c_piece]
     vocabulary = ChordVocabulary.fit(np.stack([_segment(c_piece), _segment(g_piece)]), "log", cover=0.75)
-    assert vocabulary.sets == (C_MAJOR, G_MAJOR)  # F major and A minor (10% each) lie beyond the 75%
+    assert vocabulary is not None and vocabulary.sets == (C_MAJOR, G_MAJOR)  # F major, A minor: 10% each
     assert vocabulary.shares == (0.5, 0.3)
+    melody = _segment([[60 + step] for step in range(10)])
+    assert ChordVocabulary.fit(melody[None], "log") is None  # no two notes start together: nothing to snap
 
 
 def test_a_vocabulary_round_trips_through_the_card_and_refuses_bad_sets() -> None:
