@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "used each length; grid: the nearest grid length")
     p.add_argument("--chords", choices=("corpus", "model"), default="corpus",
                    help="corpus (default): each chord moves to the nearest chord the model's training music struck "
-                   "(a note moves at most 2 semitones, never out of --key); model: the network's own chords")
+                   "(a note moves at most 2 semitones, never out of a named --key); model: the network's own chords")
     p.add_argument("--transpose", type=int, default=0, help="semitones")
     p.add_argument("--velocity", type=int, default=80, help="note velocity 1..127")
     p.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
