@@ -52,8 +52,7 @@ class ChordVocabulary:
         music without chords (a corpus of melodies), which leaves nothing to snap."""
         counts: Counter[int] = Counter()
         for segment in np.asarray(features, dtype=np.float64):
-            pitches = value_to_pitch(segment[:, 0], encoding)
-            counts.update(_chord_sets(pitches, np.cumsum(segment[:, 2]), _relative_major(pitches)))
+            counts.update(chord_sets(value_to_pitch(segment[:, 0], encoding), np.cumsum(segment[:, 2])))
         if not counts:
             return None
         total = sum(counts.values())
@@ -128,6 +127,9 @@ def _chords(onsets: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(inverse == g) for g in np.flatnonzero(counts > 1)]
 
 
-def _chord_sets(pitches: np.ndarray, onsets: np.ndarray, tonic: int) -> list[int]:
-    """The pitch-class set (bits above ``tonic``) of every chord in one segment."""
+def chord_sets(pitches: np.ndarray, onsets: np.ndarray) -> list[int]:
+    """The pitch-class set of every chord of one piece (MIDI ``pitches``, onsets in beats, ``(L,)`` each),
+    as bits above the relative-major tonic of the piece's key: what :meth:`ChordVocabulary.fit` counts."""
+    pitches = np.asarray(pitches, dtype=np.int64)
+    tonic = _relative_major(pitches)
     return [int(np.bitwise_or.reduce(1 << ((pitches[m] - tonic) % 12))) for m in _chords(onsets)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import Counter
 from pathlib import Path
 
 import mido
@@ -12,10 +11,10 @@ import numpy as np
 import pytest
 
 from bridge.card import read_card
-from bridge.chords import RELATIVE_MAJOR
+from bridge.chords import chord_sets
 from bridge.cli import main
 from bridge.codec import Note, merge_unisons
-from bridge.constraints import key_of, parse_scale
+from bridge.constraints import parse_scale
 from bridge.errors import BridgeError
 from bridge.generate import GenerateOptions, generate, read_record
 from bridge.midifile import read_midi, write_midi
@@ -157,16 +156,6 @@ def test_corpus_note_lengths_replace_the_blurred_dotted_eighths(tmp_path: Path) 
     assert counts["corpus"] < 0.05 < 0.15 < counts["grid"], counts
 
 
-def _chord_sets(notes: list[Note]) -> list[int]:
-    """Each chord's pitch classes (bits) above the relative-major tonic of its piece's key."""
-    tonic, mode, _ = key_of(np.array([n.pitch for n in notes]))
-    chords: dict[float, int] = {}
-    for n in notes:
-        chords[n.onset] = chords.get(n.onset, 0) | 1 << ((n.pitch - tonic - RELATIVE_MAJOR[mode]) % 12)
-    starts = Counter(n.onset for n in notes)
-    return [bits for onset, bits in chords.items() if starts[onset] > 1]
-
-
 def test_chords_are_the_corpus_chords_unless_the_models_own_are_asked_for(tmp_path: Path) -> None:
     """The shipped model's own chords often hold sets its corpus never struck; snapped, (nearly) none do."""
     known = set(read_card(resolve_model_dir("default")).chords.sets)
@@ -175,7 +164,8 @@ def test_chords_are_the_corpus_chords_unless_the_models_own_are_asked_for(tmp_pa
         args = ["--n", "8", "--seed", "1", "--steps", "10", "--device", "cpu", "--chords", choice]
         assert main(["generate", str(tmp_path / choice), *args]) == 0
         assert json.loads((tmp_path / choice / "samples.json").read_text())["options"]["chords"] == choice
-        sets = [s for p in sorted((tmp_path / choice).glob("*.mid")) for s in _chord_sets(_notes(p))]
+        pieces = [_notes(p) for p in sorted((tmp_path / choice).glob("*.mid"))]
+        sets = [s for notes in pieces for s in chord_sets([n.pitch for n in notes], [n.onset for n in notes])]
         shares[choice] = np.mean([s in known for s in sets])
     assert shares["model"] < 0.85 < 0.95 < shares["corpus"], shares
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import itertools
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridge.chords import chord_sets
 from bridge.codec import Note
 from bridge.constraints import parse_scale
 from bridge.deadline import StepBudget
@@ -95,12 +95,7 @@ def test_phrase_chords_are_the_corpus_chords_within_the_scale_asked_for() -> Non
         request = PhraseRequest(length_beats=32.0, steps=10, seed=4, scale="D major", corpus_chords=corpus)
         notes = source.generate(request, None).notes
         assert {n.pitch % 12 for n in notes} <= parse_scale("D major")
-        chords: dict[float, int] = {}
-        for n in notes:
-            chords[n.onset] = chords.get(n.onset, 0) | 1 << ((n.pitch - 2) % 12)  # above D, the tonic
-        sizes = collections.Counter(n.onset for n in notes)
-        sets = [bits for onset, bits in chords.items() if sizes[onset] > 1]
-        share = np.mean([s in known for s in sets])
+        share = np.mean([s in known for s in chord_sets([n.pitch for n in notes], [n.onset for n in notes])])
         assert share > 0.95 if corpus else share < 0.9, (corpus, share)
 
 
