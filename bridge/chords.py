@@ -65,6 +65,11 @@ class ChordVocabulary:
         return cls(tuple(c for c, _ in kept), tuple(s for _, s in kept))
 
     @cached_property
+    def _set_bits(self) -> np.ndarray:
+        """``(V,)``: the sets as one array, made once rather than for every chord snapped."""
+        return np.array(self.sets, dtype=np.int64)
+
+    @cached_property
     def _moves(self) -> np.ndarray:
         """``(V, 12)``: the smallest move (semitones; downwards on a tie) from each pitch class into each
         set, or a large sentinel where none within ``MAX_MOVE`` exists."""
@@ -94,7 +99,7 @@ class ChordVocabulary:
         """The moves ``(k,)`` that take one chord's ``classes`` onto exactly one usable set at the least cost."""
         moves = self._moves[:, classes]  # (V, k)
         landed = np.bitwise_or.reduce(1 << ((classes + moves) % 12), axis=1)
-        fits = usable & (moves.max(axis=1) <= MAX_MOVE) & (landed == np.array(self.sets))
+        fits = usable & (moves.max(axis=1) <= MAX_MOVE) & (landed == self._set_bits)
         if not fits.any():
             return np.zeros(len(classes), dtype=np.int64)
         cost = np.where(fits, (moves**2).sum(axis=1), np.iinfo(np.int64).max)

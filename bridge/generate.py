@@ -152,16 +152,16 @@ def compose(
         denoiser.set_style(style)
     constraint = _constraint(options)
     offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
+    in_model_key = constraint.moved(-offset)
     scaled = continue_long(
         denoiser, make_sampler(options.sampler, card), 1, options.notes or card.length, options.steps, seed,
-        prompt=move_prompt(prompt, -offset, card.stats.encoding), constraint=constraint.moved(-offset),
-        progress=on_step,
+        prompt=move_prompt(prompt, -offset, card.stats.encoding), constraint=in_model_key, progress=on_step,
     )[0]  # fmt: skip
     decode_options = DecodeOptions(
         grid=options.grid, transpose=options.transpose + offset, low=options.low, high=options.high,
         velocity=options.velocity, channel=options.channel, program=options.program,
         chords=card.chords if options.chords == "corpus" else None,
-        chord_classes=constraint.moved(-offset).pitch_classes, prompt_notes=0 if prompt is None else len(prompt),
+        chord_classes=in_model_key.pitch_classes, prompt_notes=0 if prompt is None else len(prompt),
     )  # fmt: skip
     return merge_unisons(decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed)))
 

@@ -189,17 +189,18 @@ class ModelPhraseSource:
         prompt = prompt_features(request.prime, card.stats.encoding, card.length // 2) if request.prime else None
         constraint = self._constraint(request)
         offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
+        in_model_key = constraint.moved(-offset)
         scaled = sample(
             self.denoiser,
             make_sampler(request.sampler, card),
             1,
             steps,
             seed,
-            constraint=constraint.moved(-offset),
+            constraint=in_model_key,
             prompt=move_prompt(prompt, -offset, card.stats.encoding),
         )[0]
         kept = 0 if prompt is None else len(prompt)
-        decode_options = self._decode_options(request, offset, constraint.moved(-offset).pitch_classes, kept)
+        decode_options = self._decode_options(request, offset, in_model_key.pitch_classes, kept)
         notes = decode_one(scaled, card.stats, decode_options, rng=np.random.default_rng(seed))
         return merge_unisons(_after_prime(notes, len(prompt), request) if prompt is not None else notes)
 
