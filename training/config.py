@@ -50,6 +50,11 @@ class ModelConfig:
     # With chroma: the interval from each note to the notes these many places earlier, as the same
     # harmonics (training.layers.PitchIntervals): a chord's voicing and a melody's steps at a glance.
     interval_lags: tuple[int, ...] = ()
+    # The largest gap in beats (the dataset's delta high, linear time, low 0); > 0 with beat_periods
+    # gives each note its onset's phase in those periods, in beats (training.layers.OnsetPhase): where
+    # the beat and the bar fall, which gaps alone only tell by summing along the phrase.
+    delta_high: float = 0.0
+    beat_periods: tuple[float, ...] = ()
     # Styles the network is conditioned on: the dataset's source folders (music21: one per composer).
     # > 0 adds the input ``style`` (B,) int32, 0 .. styles; the last index is "no style" (see
     # train.style_dropout). 0: unconditioned, no style input.
@@ -88,6 +93,9 @@ class ModelConfig:
             all(1 <= lag < self.length for lag in self.interval_lags), f"{s}.interval_lags",
             f"must be note distances in 1..{self.length - 1}, got {self.interval_lags}",
         )  # fmt: skip
+        _require(self.delta_high >= 0, f"{s}.delta_high", f"must be 0 or more, got {self.delta_high}")
+        _require(not self.beat_periods or self.delta_high > 0, f"{s}.beat_periods", "needs delta_high > 0")
+        _require(all(p > 0 for p in self.beat_periods), f"{s}.beat_periods", f"must be beats > 0, got {self.beat_periods}")
 
 
 @dataclass(frozen=True)
@@ -229,9 +237,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         _require(isinstance(value, str), key, f"must be a string, got {value!r}")
         return value
     if typing.get_origin(hint) is tuple:
-        ok = isinstance(value, list | tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        _require(ok, key, f"must be a list of integers, got {value!r}")
-        return tuple(value)
+        item = typing.get_args(hint)[0]
+        kinds, what = (int | float, "numbers") if item is float else (int, "integers")
+        ok = isinstance(value, list | tuple) and all(isinstance(v, kinds) and not isinstance(v, bool) for v in value)
+        _require(ok, key, f"must be a list of {what}, got {value!r}")
+        return tuple(item(v) for v in value)
     raise TypeError(f"no TOML rule for {hint}")  # a programming error, not a user's
 
 

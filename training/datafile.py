@@ -123,6 +123,8 @@ def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> Dat
             f"config {config.name} has model.chroma_semitone = {model.chroma_semitone:g} but one semitone of "
             f"{path} is {data.stats.semitone:.9g} scaled units; set it to that (0: no pitch-class input)"
         )
+    if model.beat_periods:
+        _check_delta_high(path, config, data.stats)
     if model.styles and len(data.styles) != model.styles:
         found = f"{len(data.styles)} styles ({', '.join(data.styles)})" if data.styles else "no styles"
         raise TrainingError(
@@ -135,6 +137,21 @@ def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> Dat
             f"train.transpose = {config.train.transpose} would move them out of it; set train.transpose = 0"
         )
     return data
+
+
+def _check_delta_high(path: str | os.PathLike[str], config: TrainConfig, stats: FeatureStats) -> None:
+    """``model.beat_periods`` reads gaps as beats: the dataset must scale them linearly from 0 to ``delta_high``."""
+    low, high = stats.low[2], stats.high[2]
+    if stats.time_encoding != "linear" or low != 0.0:
+        raise TrainingError(
+            f"model.beat_periods needs gaps scaled linearly from 0 beats, but {path} has time encoding "
+            f"{stats.time_encoding} from {low:g}; rebuild it with --time-encoding linear, or drop beat_periods"
+        )
+    if abs(config.model.delta_high - high) > 1e-9 * high:
+        raise TrainingError(
+            f"config {config.name} has model.delta_high = {config.model.delta_high:g} but the longest gap of "
+            f"{path} is {high:.9g} beats; set it to that"
+        )
 
 
 def dataset_summary(path: str | os.PathLike[str], data: DatasetFile) -> dict[str, Any]:

@@ -93,16 +93,19 @@ def run_info(args: argparse.Namespace) -> int:
 
 def print_summary(path: str, meta: dict[str, Any]) -> None:
     """A short human summary, then the counts and skips as JSON, then (log pitch) the semitone a network's
-    ``[model] chroma_semitone`` must be set to, and the styles ``[model] styles`` counts."""
+    ``[model] chroma_semitone`` must be set to, (linear time) its ``delta_high``, and the styles ``[model] styles``
+    counts."""
     from bridge.codec import FeatureStats
 
     counts, skipped = meta["counts"], meta["skipped"]
-    semitone = FeatureStats.from_dict(meta["stats"]).semitone
+    stats = FeatureStats.from_dict(meta["stats"])
+    semitone, beats = stats.semitone, stats.time_encoding == "linear" and stats.low[2] == 0.0
     sys.stdout.write(
         f"{path}: {counts['segments']} segments of {meta['length']} notes "
         f"({counts['segments_train']} train, {counts['segments_heldout']} held out) "
         f"from {counts['files_used']} of {counts['files_found']} files\n"
         f"skipped: {json.dumps(skipped)}\nstats: {json.dumps(meta['stats'])}\n"
         + (f"semitone: {semitone:.9g} (scaled pitch units)\n" if semitone else "")
+        + (f"delta_high: {stats.high[2]:.9g} (beats)\n" if beats else "")
         + (f"styles: {len(meta['styles'])} ({', '.join(meta['styles'])})\n" if meta.get("styles") else "")
     )

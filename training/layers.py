@@ -285,6 +285,34 @@ class PitchIntervals(PitchChroma):
 
 
 @keras.saving.register_keras_serializable(package="dmc")
+class OnsetPhase(keras.layers.Layer):
+    """Appends each onset's phase in ``periods`` beats: ``(B, T, L, C) -> (B, T, L, C + 2 * len(periods))``,
+    sin and cos of the running sum of the gaps.
+
+    Music puts most onsets on the beat and repeats its rhythm bar by bar, but the codec holds only
+    the gap to the previous note: where a note falls in the beat is a sum over the whole phrase so
+    far, which convolutions cannot form. Gaps are channel 2, scaled linearly from 0 .. ``delta_high``
+    beats to -1 .. 1 and clipped there, as decoding does; the sum is causal.
+    """
+
+    def __init__(self, delta_high: float, periods: tuple[float, ...] = (1.0,), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delta_high, self.periods = float(delta_high), tuple(float(p) for p in periods)
+        self.freqs = (2.0 * np.pi / np.asarray(self.periods)).astype(np.float32)
+
+    def call(self, x: Any) -> Any:
+        gaps = (ops.clip(x[..., 2:3], -1.0, 1.0) + 1.0) * (0.5 * self.delta_high)
+        angles = ops.cumsum(gaps, axis=NOTE_AXIS) * self.freqs  # (B, T, L, len(periods)), radians
+        return ops.concatenate([x, ops.sin(angles), ops.cos(angles)], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:3], input_shape[3] + 2 * len(self.periods))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "delta_high": self.delta_high, "periods": list(self.periods)}
+
+
+@keras.saving.register_keras_serializable(package="dmc")
 class TimeEmbedding(keras.layers.Layer):
     """Diffusion step ``(B,)`` float -> ``(B, dim)``: sinusoids, then a two-layer GELU MLP."""
 

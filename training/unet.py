@@ -19,6 +19,7 @@ from training.layers import (
     CausalDownsample,
     CausalSelfAttention,
     CausalUpsample,
+    OnsetPhase,
     PitchChroma,
     PitchIntervals,
     ResBlock,
@@ -42,6 +43,8 @@ def build_unet(cfg: ModelConfig, name: str = "unet") -> keras.Model:
         x = PitchChroma(cfg.chroma_semitone, cfg.chroma_harmonics, name="pitch_chroma")(x)
     if cfg.interval_lags:
         x = PitchIntervals(cfg.chroma_semitone, cfg.chroma_harmonics, cfg.interval_lags, name="pitch_intervals")(x)
+    if cfg.beat_periods:
+        x = OnsetPhase(cfg.delta_high, cfg.beat_periods, name="onset_phase")(x)
     x = CausalConv(cfg.widths[0], 1, use_bias=True, name="stem")(x)
 
     skips = []

@@ -166,16 +166,17 @@ def test_step_must_exist(exported: Path, tmp_path: Path) -> None:
         export_run(exported / "run", tmp_path / "m", step=7)
 
 
-def test_pitch_class_input_exports_with_parity(tmp_path: Path) -> None:
-    """The chroma and interval inputs (sin/cos of the pitch and of the steps back) convert to ONNX and
-    match Keras."""
+def test_pitch_class_and_onset_inputs_export_with_parity(tmp_path: Path) -> None:
+    """The chroma, interval and onset-phase inputs (sin/cos of the pitch, of the steps back and of the
+    summed gaps) convert to ONNX and match Keras."""
     stats = dataclasses.replace(_stats(), pitch_gain=3.0)
-    model = dataclasses.replace(TINY.model, chroma_semitone=stats.semitone, interval_lags=(1, 3))
+    model = dataclasses.replace(TINY.model, chroma_semitone=stats.semitone, interval_lags=(1, 3),
+                                delta_high=float(stats.high[2]), beat_periods=(0.5, 1.0, 4.0))  # fmt: skip
     source = ExportSource(build_unet(model), model.length, TINY.diffusion.noise_schedule(), "epsilon", stats)
     card = export_model(source, tmp_path / "chroma", name="chroma")
     assert card.parity["max_abs"] <= parity.MAX_ABS and card.stats.pitch_gain == 3.0
     ops = {node.op_type for node in onnx.load(tmp_path / "chroma" / "model.onnx").graph.node}
-    assert {"Sin", "Cos"} <= ops
+    assert {"Sin", "Cos", "CumSum"} <= ops
 
 
 def test_a_styled_network_exports_with_its_styles_and_parity_for_each(tmp_path: Path) -> None:

@@ -34,6 +34,15 @@ def test_file_path(tmp_path: Path) -> None:
     assert (config.name, config.train.batch_size, config.train.learning_rate) == ("mine", 8, 1.0)
 
 
+def test_beat_periods_read_as_beats_and_survive_the_run_record(tmp_path: Path) -> None:
+    """Whole and fractional beats both read as floats (a TOML list may mix them), and come back from a run."""
+    path = tmp_path / "beats.toml"
+    path.write_text("[model]\ndelta_high = 2\nbeat_periods = [0.5, 1, 4]\n")
+    config = load_config(str(path))
+    assert config.model.beat_periods == (0.5, 1.0, 4.0) and config.model.delta_high == 2.0
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
@@ -50,6 +59,10 @@ def test_file_path(tmp_path: Path) -> None:
         ("[model]\nchroma_harmonics = [1, 13]\n", "model.chroma_harmonics"),
         ("[model]\ninterval_lags = [1]\n", "model.interval_lags"),
         ("[model]\nchroma_semitone = 0.1\ninterval_lags = [0]\n", "model.interval_lags"),
+        ("[model]\nbeat_periods = [1, 4]\n", "model.beat_periods"),
+        ("[model]\ndelta_high = 2\nbeat_periods = [1, 0]\n", "model.beat_periods"),
+        ("[model]\ndelta_high = 2\nbeat_periods = [1, 'bar']\n", "model.beat_periods"),
+        ("[model]\ndelta_high = -2\n", "model.delta_high"),
         ("[diffusion]\nprediction = 'x0'\n", "diffusion.prediction"),
         ("[diffusion]\nbeta_start = 0.5\nbeta_end = 0.1\n", "diffusion.beta_start"),
         ("[train]\nfinal_fraction = 1.0\n", "train.final_fraction"),

@@ -154,17 +154,18 @@ def test_a_styled_network_on_a_dataset_without_styles_is_refused(tmp_path: Path)
     assert not (tmp_path / "run").exists()
 
 
-def test_interval_inputs_train_under_jax_and_load_into_tensorflow(tmp_path: Path) -> None:
-    """model.interval_lags (with the chroma input) builds from keras.ops alone: a JAX run's weights give
-    TensorFlow the same prediction, so a GPU lease can train it."""
+def test_interval_and_onset_inputs_train_under_jax_and_load_into_tensorflow(tmp_path: Path) -> None:
+    """model.interval_lags (with the chroma input) and model.beat_periods build from keras.ops alone: a JAX
+    run's weights give TensorFlow the same prediction, so a GPU lease can train them."""
     pytest.importorskip("jax", reason="the JAX trainer needs the extra: pip install '.[jax]'")
     from tests.training.conftest import write_dataset
     from training.datafile import load_dataset
 
     data = write_dataset(tmp_path / "data.npz", pitch_gain=3.0)
-    semitone = load_dataset(data).stats.semitone
-    config = _tiny_with(tmp_path, f"chroma_semitone = {semitone!r}\ninterval_lags = [1, 2]")
+    stats = load_dataset(data).stats
+    config = _tiny_with(tmp_path, f"chroma_semitone = {stats.semitone!r}\ninterval_lags = [1, 2]\n"
+                                  f"delta_high = {stats.high[2]!r}\nbeat_periods = [0.5, 1, 4]")  # fmt: skip
     theirs, run = _train_and_predict(tmp_path, config, data, 20, PREDICT)
     network, loaded, _ = load_ema_network(run)
-    assert loaded.model.interval_lags == (1, 2)
+    assert loaded.model.interval_lags == (1, 2) and loaded.model.beat_periods == (0.5, 1.0, 4.0)
     np.testing.assert_allclose(_predict(network, loaded.model.length), theirs, atol=1e-4)

@@ -12,6 +12,7 @@ from training.layers import (
     CausalSelfAttention,
     CausalUpsample,
     ConvBlock,
+    OnsetPhase,
     PitchChroma,
     PitchIntervals,
     ResBlock,
@@ -36,6 +37,7 @@ T_EMB = RNG.standard_normal((2, 6)).astype(np.float32)
         (CausalUpsample(), (2, 1, 16, 4)),
         (PitchChroma(0.1, (1, 5, 12)), (2, 1, 8, 10)),
         (PitchIntervals(0.1, (1, 5), (1, 3)), (2, 1, 8, 12)),
+        (OnsetPhase(2.0, (0.5, 1.0, 4.0)), (2, 1, 8, 10)),
     ],
 )
 def test_shapes_and_config(layer: keras.layers.Layer, out_shape: tuple[int, ...]) -> None:
@@ -123,3 +125,25 @@ def test_squeeze_excite_uses_cumulative_mean() -> None:
     x = X.copy()
     x[:, :, 5:] += 100.0  # a loud future must not change the gates of earlier notes
     np.testing.assert_array_equal(np.asarray(se(x))[:, :, :5], np.asarray(se(X))[:, :, :5])
+
+
+def test_onset_phase_is_where_each_onset_falls_in_the_beat_and_the_bar() -> None:
+    """Gaps scaled from 0..2 beats sum to onsets; each period adds sin and cos of onset / period. Notes on
+    the beat share a phase whatever the gaps between them; an offbeat differs; the sum is causal."""
+    layer = OnsetPhase(2.0, (1.0, 4.0))
+    gaps = np.array([0.0, 1.0, 0.5, 0.5, 0.25, 0.75, 2.0, 0.0])  # onsets 0, 1, 1.5, 2, 2.25, 3, 5, 5
+    x = np.zeros((1, 1, 8, 3), np.float32)
+    x[..., 2] = gaps - 1.0  # scaled: beats / 2 * 2 - 1
+    out = layer(x).numpy()[0, 0]
+    np.testing.assert_array_equal(out[:, :3], x[0, 0])
+    angles = np.cumsum(gaps)[:, None] * (2 * np.pi / np.array([1.0, 4.0]))
+    np.testing.assert_allclose(out[:, 3:], np.concatenate([np.sin(angles), np.cos(angles)], axis=1), atol=1e-5)
+    beat = np.round(out[:, [3, 5]], 5)  # period 1: (sin, cos)
+    assert (beat[[0, 1, 3, 5, 6, 7]] == beat[0]).all() and np.abs(beat[2] - beat[0]).max() > 1.9
+    noisy = x.copy()
+    noisy[..., 2] = np.array([-3.0, 5.0, 0, 0, 0, 0, 0, 0])  # clipped to 0 and 2 beats, as decoding clips
+    np.testing.assert_allclose(layer(noisy).numpy()[0, 0, 1, [3, 5]], [0.0, 1.0], atol=1e-5)
+    moved = x.copy()
+    moved[..., 4, 2] += 0.1
+    diff = np.abs(layer(moved).numpy() - out).max(axis=(0, 1, 3))
+    assert (diff[:4] == 0).all() and (diff[4:] > 1e-3).all()

@@ -150,6 +150,22 @@ def test_pitch_class_input_must_match_the_datasets_semitone(tmp_path: Path) -> N
     assert network.get_layer("pitch_chroma").semitone == pytest.approx(semitone)
 
 
+def test_onset_phase_input_must_match_the_datasets_longest_gap(tmp_path: Path) -> None:
+    """An onset-phase network reads beats off the scaled gaps: its delta_high must be the data's, in linear time."""
+    data_path = write_dataset(tmp_path / "d.npz")
+    high = load_dataset(data_path).stats.high[2]
+    wrong = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, delta_high=2 * high, beat_periods=(1.0,)))
+    with pytest.raises(TrainingError, match=rf"delta_high = {2 * high:g} but the longest gap .* is {high:.9g} beats"):
+        train(wrong, data_path, tmp_path / "wrong")
+    log_time = write_dataset(tmp_path / "log.npz", time_encoding="log")
+    with pytest.raises(TrainingError, match=r"gaps scaled linearly from 0 beats, but .*log\.npz has time encoding log"):
+        train(wrong, log_time, tmp_path / "log")
+    assert not (tmp_path / "wrong").exists() and not (tmp_path / "log").exists()
+    right = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, delta_high=high, beat_periods=(1.0,)))
+    train(right.replace_train(steps=2), data_path, tmp_path / "right")
+    assert load_ema_network(tmp_path / "right")[0].get_layer("onset_phase").delta_high == pytest.approx(high)
+
+
 def test_home_key_data_refuses_transposition(tiny_data: Path, tmp_path: Path) -> None:
     """Random shifts would undo --home-key: every segment must stay in C major / A minor."""
     data = load_dataset(tiny_data)

@@ -13,19 +13,21 @@ from training.unet import build_unet
 SEED_PARAMS = 12_000_000
 
 
-INTERVALS = "tiny with interval inputs"
+# Inputs that look back along the notes: the intervals to earlier notes, and onsets summed from every gap.
+LOOKING_BACK = {"tiny with interval inputs": {"chroma_semitone": 0.1, "interval_lags": (1, 2)},
+                "tiny with onset phases": {"delta_high": 2.0, "beat_periods": (1.0, 4.0)}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("preset", "batch"), [(name, 3 if name == "tiny" else 1) for name in preset_names()] + [(INTERVALS, 2)]
+    ("preset", "batch"), [(name, 3 if name == "tiny" else 1) for name in preset_names()] + [(name, 2) for name in LOOKING_BACK]
 )
 def test_causal(preset: str, batch: int) -> None:
     """Changing note p leaves outputs < p bit-identical and changes output p, for p at start, middle, end.
 
     Every shipped preset is checked (the seed's 12M-parameter one with a batch of 1), and the
-    interval inputs, which look back along the notes.
+    interval and onset-phase inputs, which look back along the notes.
     """
-    cfg = _tiny_with_intervals() if preset == INTERVALS else load_config(preset).model
+    cfg = _tiny_with(**LOOKING_BACK[preset]) if preset in LOOKING_BACK else load_config(preset).model
     model = build_unet(cfg)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, cfg.tracks, cfg.length, cfg.features)).astype(np.float32)
@@ -40,8 +42,8 @@ def test_causal(preset: str, batch: int) -> None:
         assert not np.allclose(out[:, :, p], base[:, :, p]), f"{preset}: output {p} ignores its own input"
 
 
-def _tiny_with_intervals() -> ModelConfig:
-    return dataclasses.replace(load_config("tiny").model, chroma_semitone=0.1, interval_lags=(1, 2))
+def _tiny_with(**fields: object) -> ModelConfig:
+    return dataclasses.replace(load_config("tiny").model, **fields)
 
 
 def test_signature() -> None:
