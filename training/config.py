@@ -95,7 +95,8 @@ class ModelConfig:
         )  # fmt: skip
         _require(self.delta_high >= 0, f"{s}.delta_high", f"must be 0 or more, got {self.delta_high}")
         _require(not self.beat_periods or self.delta_high > 0, f"{s}.beat_periods", "needs delta_high > 0")
-        _require(all(p > 0 for p in self.beat_periods), f"{s}.beat_periods", f"must be beats > 0, got {self.beat_periods}")
+        periods = self.beat_periods
+        _require(all(p > 0 for p in periods), f"{s}.beat_periods", f"must be beats > 0, got {periods}")
 
 
 @dataclass(frozen=True)

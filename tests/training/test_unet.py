@@ -19,7 +19,8 @@ LOOKING_BACK = {"tiny with interval inputs": {"chroma_semitone": 0.1, "interval_
 
 
 @pytest.mark.parametrize(
-    ("preset", "batch"), [(name, 3 if name == "tiny" else 1) for name in preset_names()] + [(name, 2) for name in LOOKING_BACK]
+    ("preset", "batch"),
+    [(name, 3 if name == "tiny" else 1) for name in preset_names()] + [(name, 2) for name in LOOKING_BACK],
 )
 def test_causal(preset: str, batch: int) -> None:
     """Changing note p leaves outputs < p bit-identical and changes output p, for p at start, middle, end.
