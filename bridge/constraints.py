@@ -210,7 +210,8 @@ class TimeGrid:
 
 
 class Projection:
-    """One sampling run's projection of x0 ``(..., L, 3)``, in place: pitches, then times.
+    """One sampling run's projection of x0 ``(..., L, 3)``, in place: pitches, then times (onto the grid, or
+    without one into the training range).
 
     Stateful only with ``auto_key``: after ``settle`` calls each piece's key is fitted on its x0
     and kept for the rest of the run. Make a new one per run (:meth:`PitchConstraint.projection`).
@@ -247,6 +248,8 @@ class Projection:
                 projection(piece)
         if self.time_grid is not None:
             self.time_grid(x)
+        else:  # free timing: still the training range, or guidance pushes the times past it step after step
+            np.clip(x[..., 1:], -1.0, 1.0, out=x[..., 1:])
         return x
 
     def chosen_keys(self) -> list[tuple[int, str]]:

@@ -111,8 +111,11 @@ def test_projecting_during_sampling_changes_the_composition(tiny_denoiser: Denoi
         for during in (True, False)
     ]
     assert not np.array_equal(runs[0], runs[1])
-    # Only the pitch channel is projected (the tiny model treats the features independently).
-    np.testing.assert_allclose(runs[0][..., 1:], runs[1][..., 1:], atol=1e-5)
+    # Pitch is projected; with no grid the times are only held in the training range, so (the tiny model
+    # treats the features independently) they differ only where a path reached past it.
+    times = [run[..., 1:] for run in runs]
+    assert all(np.abs(t).max() <= 1.0 for t in times)
+    assert 0.9 < np.isclose(times[0], times[1], atol=1e-5).mean() < 1.0
 
 
 @pytest.mark.parametrize("time_encoding", ["linear", "log"])

@@ -156,6 +156,16 @@ def test_corpus_note_lengths_replace_the_blurred_dotted_eighths(tmp_path: Path) 
     assert counts["corpus"] < 0.05 < 0.15 < counts["grid"], counts
 
 
+def test_free_timing_under_guidance_keeps_the_rhythm_in_range(tmp_path: Path) -> None:
+    """With --grid 0 no projection holds the times; the guided step once pushed them past the training
+    range until nearly every gap decoded as the longest (2 beats). The clip of x0 keeps them musical."""
+    args = ["--n", "8", "--seed", "0", "--steps", "20", "--device", "cpu", "--grid", "0"]
+    assert main(["generate", str(tmp_path / "free"), *args]) == 0
+    assert json.loads((tmp_path / "free" / "samples.json").read_text())["options"]["guidance"] > 0
+    gaps = np.concatenate([np.diff(sorted({n.onset for n in _notes(p)})) for p in (tmp_path / "free").glob("*.mid")])
+    assert np.median(gaps) < 1.0 and np.mean(gaps > 1.9) < 0.1, np.percentile(gaps, [10, 50, 90])
+
+
 def test_chords_are_the_corpus_chords_unless_the_models_own_are_asked_for(tmp_path: Path) -> None:
     """The shipped model's own chords often hold sets its corpus never struck; snapped, (nearly) none do."""
     known = set(read_card(resolve_model_dir("default")).chords.sets)
