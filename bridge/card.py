@@ -20,6 +20,7 @@ from bridge.chords import ChordVocabulary
 from bridge.codec import FEATURES, FeatureStats
 from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths
+from bridge.onset_gaps import OnsetGaps
 from bridge.schedule import NoiseSchedule
 from bridge.styles import Styles
 
@@ -30,9 +31,9 @@ MAX_GUIDANCE = 10.0  # a bound against typos: the weights that helped here lie n
 CARD_KEYS = (
     "format_version", "name", "model_file", "sha256", "opset", "inputs", "outputs", "length",
     "features", "stats", "schedule", "prediction", "parameters", "training", "parity",
-    "variants", "evaluation", "note_lengths", "guide", "styles", "chords",
+    "variants", "evaluation", "note_lengths", "guide", "styles", "chords", "onset_gaps",
 )
-OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide", "styles", "chords")
+OPTIONAL_KEYS = ("variants", "evaluation", "note_lengths", "guide", "styles", "chords", "onset_gaps")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class ModelCard:
     guide: GuideRef | None = None  # a weaker model for autoguidance, off unless present
     styles: Styles | None = None  # the styles a conditioned network takes (its ``style`` input)
     chords: ChordVocabulary | None = None  # the training corpus's, for the chord snap
+    onset_gaps: OnsetGaps | None = None  # the training corpus's, for the rhythm grid's onsets
 
     def __post_init__(self) -> None:
         _check_version(self.format_version)
@@ -190,6 +192,8 @@ class ModelCard:
                 fields["styles"] = Styles.from_dict(data["styles"])
             if "chords" in data:
                 fields["chords"] = ChordVocabulary.from_dict(data["chords"])
+            if "onset_gaps" in data:
+                fields["onset_gaps"] = OnsetGaps.from_dict(data["onset_gaps"])
         except BridgeError as exc:
             raise BridgeError(f"model card: {exc}; update diffusion-composer or re-export the model") from exc
         except (TypeError, ValueError, AttributeError) as exc:

@@ -20,6 +20,7 @@ import numpy as np
 from bridge.codec import FeatureStats, pitch_to_value, value_to_pitch
 from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths, weigh
+from bridge.onset_gaps import OnsetGaps
 
 NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 ACCIDENTALS = {"": 0, "#": 1, "♯": 1, "b": -1, "♭": -1}
@@ -92,7 +93,8 @@ class PitchConstraint:
 
     ``auto_key``: the pitch classes are chosen per piece during sampling (see the module's notes).
     ``grid`` (beats): durations and onset gaps are kept to multiples of it; ``corpus_lengths``:
-    durations weighed by how often the model's corpus used each length (when its card has them).
+    durations weighed by how often the model's corpus used each length, ``corpus_onsets`` (opt-in): onset
+    gaps by how its corpus moved on from each phase of the beat (each when the card has them).
     """
 
     pitch_classes: frozenset[int] = frozenset(range(12))
@@ -101,6 +103,7 @@ class PitchConstraint:
     auto_key: bool = False
     grid: float | None = None
     corpus_lengths: bool = True
+    corpus_onsets: bool = False
 
     def __post_init__(self) -> None:
         if not self.pitch_classes or not self.pitch_classes <= frozenset(range(12)):
@@ -113,12 +116,13 @@ class PitchConstraint:
     @classmethod
     def parse(
         cls, scale: str | None = None, low: int = 0, high: int = 127, grid: float | None = None,
-        corpus_lengths: bool = True,
+        corpus_lengths: bool = True, corpus_onsets: bool = False,
     ) -> PitchConstraint:  # fmt: skip
         """From the user's words: a scale (see :func:`parse_scale`; ``"auto"``; None: all 12), a range, a grid."""
         auto = scale is not None and scale.strip().lower() == AUTO_KEY
         classes = frozenset(range(12)) if auto or not scale else parse_scale(scale)
-        return cls(classes, low, high, auto_key=auto, grid=grid, corpus_lengths=corpus_lengths)
+        return cls(classes, low, high, auto_key=auto, grid=grid, corpus_lengths=corpus_lengths,
+                   corpus_onsets=corpus_onsets)  # fmt: skip
 
     def moved(self, semitones: int) -> PitchConstraint:
         """The same constraint ``semitones`` higher: its pitch classes and its range (kept in 0..127)."""
@@ -131,14 +135,16 @@ class PitchConstraint:
         pitches = np.arange(self.low, self.high + 1)
         return pitches[np.isin(pitches % 12, list(self.pitch_classes))]
 
-    def projection(self, stats: FeatureStats, steps: int = 1, note_lengths: NoteLengths | None = None) -> Projection:
+    def projection(self, stats: FeatureStats, steps: int = 1, note_lengths: NoteLengths | None = None,
+                   onset_gaps: OnsetGaps | None = None) -> Projection:  # fmt: skip
         """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps.
 
-        ``note_lengths``: the model's corpus prior for durations on the grid (see :class:`TimeGrid`);
-        used unless ``corpus_lengths`` is off.
+        ``note_lengths`` and ``onset_gaps``: the model's corpus priors for durations and onset gaps on
+        the grid (see :class:`TimeGrid`); used unless ``corpus_lengths`` or ``corpus_onsets`` is off.
         """
-        prior = note_lengths if self.corpus_lengths else None
-        time_grid = TimeGrid(self.grid, stats, prior) if self.grid else None
+        lengths = note_lengths if self.corpus_lengths else None
+        onsets = onset_gaps if self.corpus_onsets else None
+        time_grid = TimeGrid(self.grid, stats, lengths, onsets) if self.grid else None
         settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
         return Projection(self, stats, self.pitch_projection(stats), time_grid, settle)
 
@@ -182,12 +188,15 @@ class TimeGrid:
     """Durations and onset gaps onto multiples of ``grid`` beats, in scaled units (durations at least one step).
 
     With ``note_lengths`` (the model's training corpus) durations go to the grid length the
-    corpus prior and the distance favour together (:mod:`bridge.note_lengths`), not the nearest.
+    corpus prior and the distance favour together (:mod:`bridge.note_lengths`), not the nearest;
+    with ``onset_gaps`` the gaps likewise, by the phase of the beat each starts from
+    (:mod:`bridge.onset_gaps`).
     """
 
     grid: float
     stats: FeatureStats
     note_lengths: NoteLengths | None = None
+    onset_gaps: OnsetGaps | None = None
 
     @cached_property
     def _lattice(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -195,6 +204,10 @@ class TimeGrid:
         if self.note_lengths is None:
             return None
         return self.note_lengths.lattice(self.grid, float(self.stats.unscale(np.ones(3))[1]))
+
+    @cached_property
+    def _longest_gap(self) -> float:
+        return float(self.stats.unscale(np.ones(3))[2])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place; returns x."""
@@ -204,6 +217,8 @@ class TimeGrid:
         times = steps * self.grid
         if self._lattice is not None:
             times[..., 0] = weigh(features[..., 1], *self._lattice)
+        if self.onset_gaps is not None:
+            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, self._longest_gap)
         features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x

@@ -26,6 +26,7 @@ from bridge.errors import BridgeError
 from bridge.home_key import move_prompt, output_offset
 from bridge.midifile import read_midi, write_midi
 from bridge.note_lengths import NOTE_LENGTH_CHOICES
+from bridge.onset_gaps import ONSET_CHOICES
 from bridge.progress import progress
 from bridge.runtime import PRECISIONS, Denoiser, load_model
 from bridge.samplers import SAMPLERS, Progress, make_sampler
@@ -54,6 +55,7 @@ class GenerateOptions:
     grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
     note_lengths: str = "corpus"  # corpus: durations on the grid weighed by the model's corpus; grid: nearest
     chords: str = "corpus"  # corpus: each chord snapped to the nearest the model's corpus struck; model: its own
+    onsets: str = "grid"  # grid: the nearest grid gap; corpus: weighed by the model's corpus per beat phase (opt-in)
     transpose: int = 0
     velocity: int = 80
     program: int = 0
@@ -70,7 +72,7 @@ class GenerateOptions:
             "low": 0 <= self.low <= self.high <= 127, "velocity": 1 <= self.velocity <= 127,
             "program": 0 <= self.program <= 127, "channel": 0 <= self.channel <= 15,
             "precision": self.precision in PRECISIONS, "note_lengths": self.note_lengths in NOTE_LENGTH_CHOICES,
-            "chords": self.chords in CHORD_CHOICES,
+            "chords": self.chords in CHORD_CHOICES, "onsets": self.onsets in ONSET_CHOICES,
         }  # fmt: skip
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -121,6 +123,8 @@ def generate(
     check_style(denoiser.card.styles, options.style)  # a bad style is refused before anything is written
     if options.chords == "corpus" and denoiser.card.chords is None:
         log.info("%s's card has no corpus chords (exported before them): its own are kept", denoiser.card.name)
+    if options.onsets == "corpus" and denoiser.card.onset_gaps is None:
+        log.info("%s's card has no corpus onset gaps (exported before them): the grid rounds them", denoiser.card.name)
     prompt = _prompt(options, denoiser)
     paths, files = [], []
     with progress(options.n, "composing") as advance:
@@ -167,15 +171,17 @@ def compose(
 
 
 def _constraint(options: GenerateOptions) -> PitchConstraint:
-    corpus = options.note_lengths == "corpus"
-    return PitchConstraint.parse(options.key, options.low, options.high, grid=options.grid, corpus_lengths=corpus)
+    return PitchConstraint.parse(
+        options.key, options.low, options.high, grid=options.grid, corpus_lengths=options.note_lengths == "corpus",
+        corpus_onsets=options.onsets == "corpus",
+    )  # fmt: skip
 
 
 def read_record(record: str | os.PathLike[str]) -> tuple[GenerateOptions, ModelIdentity]:
     """The options and model checksums of a ``samples.json``, to make its pieces again identically."""
     try:
         data = json.loads(Path(record).read_text(encoding="utf-8"))
-        options = {"guidance": 0.0, "chords": "model"} | data["options"]  # older records: made without these
+        options = {"guidance": 0.0, "chords": "model", "onsets": "grid"} | data["options"]  # older: without these
         guide = data.get("guide")
         identity = ModelIdentity(str(data["model"]["sha256"]), None if guide is None else str(guide["sha256"]))
         return GenerateOptions.from_dict(options), identity

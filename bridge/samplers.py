@@ -266,7 +266,9 @@ def sample(
     sampler.set_timesteps(sampler.default_steps if steps is None else steps)
     x = rng.standard_normal((n, 1, card.length, 3), dtype=np.float32)
     projection = (
-        constraint.projection(card.stats, len(sampler.timesteps), card.note_lengths) if constraint is not None else None
+        constraint.projection(card.stats, len(sampler.timesteps), card.note_lengths, card.onset_gaps)
+        if constraint is not None
+        else None
     )
     hold = _PromptHold.create(prompt, card, n, rng)
     hook = _x0_hook(projection if project_during else None, hold)

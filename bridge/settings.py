@@ -27,6 +27,7 @@ from bridge.clock import CLOCK_SOURCES, MAX_BPM, MIN_BPM, QUANTIZE
 from bridge.constraints import AUTO_KEY, PitchConstraint
 from bridge.errors import BridgeError
 from bridge.note_lengths import NOTE_LENGTH_CHOICES
+from bridge.onset_gaps import ONSET_CHOICES
 from bridge.samplers import SAMPLERS
 from bridge.styles import MIX
 from bridge.triggers import ACTIONS, Binding, parse_binding
@@ -65,6 +66,7 @@ class Settings:
     takes: str = ""  # folder for takes; "": the default one, "off": keep none
     note_lengths: str = "corpus"  # corpus: durations weighed by the model's training music; grid: the nearest
     chords: str = "corpus"  # corpus: chords snapped to the nearest the training music struck; model: the network's
+    onsets: str = "grid"  # grid: the nearest grid gap; corpus: weighed by how the training music left each beat phase
     guidance: float | None = None  # autoguidance weight; None: the model card's, 0: off
     style: str = MIX  # a style of a conditioned model, "mix" (each phrase draws one) or "none" (bridge.styles)
 
@@ -75,6 +77,7 @@ class Settings:
         _check_choice("sampler", self.sampler, tuple(SAMPLERS))
         _check_choice("note_lengths", self.note_lengths, NOTE_LENGTH_CHOICES)
         _check_choice("chords", self.chords, CHORD_CHOICES)
+        _check_choice("onsets", self.onsets, ONSET_CHOICES)
         for name, low, high in _RANGES:
             _check_range(name, getattr(self, name), low, high)
         if self.program is not None:

@@ -21,6 +21,7 @@ from bridge.card import ModelCard, write_card
 from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats
 from bridge.note_lengths import NoteLengths
+from bridge.onset_gaps import OnsetGaps
 from bridge.schedule import NoiseSchedule
 from bridge.styles import Styles
 from export import onnx_graph, parity
@@ -45,6 +46,7 @@ class ExportSource:
     note_lengths: NoteLengths | None = None  # the training corpus's, for the bridge's rhythm grid
     styles: Styles | None = None  # the styles of a conditioned network, in its index order
     chords: ChordVocabulary | None = None  # the training corpus's, for the bridge's chord snap
+    onset_gaps: OnsetGaps | None = None  # the training corpus's, for the bridge's rhythm grid
 
     @property
     def style_count(self) -> int:
@@ -89,6 +91,7 @@ def export_model(
         length=source.length, stats=source.stats, schedule=source.schedule, prediction=source.prediction,
         parameters=int(source.network.count_params()), training=source.training, parity=check.to_dict(),
         variants=variants, note_lengths=source.note_lengths, styles=source.styles, chords=source.chords,
+        onset_gaps=source.onset_gaps,
     )  # fmt: skip
     write_card(out, card)
     log.info("exported %s (%.1f MB, %d parameters)", out / MODEL_FILE, len(graph) / 1e6, card.parameters)
@@ -128,15 +131,13 @@ def export_run(
 
     network, config, meta = load_ema_network(run_dir, step)
     dataset = meta.get("dataset", {})
-    note_lengths, chords = _corpus_priors(data or dataset.get("path"))
     source = ExportSource(
         network=network,
         length=config.model.length,
         schedule=config.diffusion.noise_schedule(),
         prediction=config.diffusion.prediction,
         stats=FeatureStats.from_dict(dataset["stats"]),
-        note_lengths=note_lengths,
-        chords=chords,
+        **_corpus_priors(data or dataset.get("path")),
         styles=Styles(tuple(dataset["styles"]), tuple(dataset["style_shares"])) if config.model.styles else None,
         training={
             "run": str(Path(run_dir).resolve().name),
@@ -150,13 +151,16 @@ def export_run(
     return export_model(source, out_dir, name=name or Path(out_dir).name, fp16=fp16)
 
 
-def _corpus_priors(path: str | os.PathLike[str] | None) -> tuple[NoteLengths | None, ChordVocabulary | None]:
-    """The training segments' note lengths and chords, when the run's dataset file is still where it was."""
+def _corpus_priors(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The training segments' note lengths, onset gaps and chords (ExportSource's fields), when the run's
+    dataset file is still where it was."""
     if path is None or not Path(path).is_file():
-        log.warning("dataset %s not found: the card gets no note-length prior (the grid rounds durations) and no "
-                    "chords (the network's own are kept); give the run's dataset with --data", path)  # fmt: skip
-        return None, None
+        log.warning("dataset %s not found: the card gets no note-length or onset-gap prior (the grid rounds "
+                    "the times) and no chords (the network's own are kept); give the run's dataset with --data",
+                    path)  # fmt: skip
+        return {}
     from training.datafile import load_dataset
 
     data = load_dataset(path)
-    return NoteLengths.fit(data.train), ChordVocabulary.fit(data.train, data.stats.encoding)
+    return {"note_lengths": NoteLengths.fit(data.train), "onset_gaps": OnsetGaps.fit(data.train),
+            "chords": ChordVocabulary.fit(data.train, data.stats.encoding)}  # fmt: skip

@@ -14,6 +14,7 @@ from bridge.card import CARD_FILE, ModelCard, TensorSpec, read_card, sha256_file
 from bridge.chords import ChordVocabulary
 from bridge.codec import FeatureStats
 from bridge.errors import BridgeError
+from bridge.onset_gaps import MAX_GAP_CELL, OnsetGaps
 from bridge.schedule import NoiseSchedule
 
 
@@ -60,6 +61,7 @@ def test_dict_round_trip(length: int, prediction: str, steps: int, optional: boo
         variants={"fp16": {"model_file": "model.fp16.onnx"}} if optional else None,
         evaluation={"in_key": 0.9} if optional else None,
         chords=ChordVocabulary((0b10010001, 0b1001), (0.7, 0.3)) if optional else None,
+        onset_gaps=OnsetGaps(tuple(tuple([1 / 12] + [0.0] * MAX_GAP_CELL) for _ in range(12))) if optional else None,
     )
     data = json.loads(json.dumps(card.to_dict()))
     assert ModelCard.from_dict(data) == card

@@ -245,13 +245,16 @@ def test_the_daemon_plays_the_models_phrases_in_key(start, tiny_denoiser) -> Non
     assert rig.daemon.status()["last"]["steps"] <= 8
 
 
-def test_the_note_lengths_and_chords_settings_reach_the_phrase_request(start) -> None:
+def test_the_note_lengths_chords_and_onsets_settings_reach_the_phrase_request(start) -> None:
     source = SpySource()
-    rig = start(Settings(bpm=300, bars=1, seed=1, takes="off", note_lengths="grid", chords="model"), source)
+    settings = Settings(bpm=300, bars=1, seed=1, takes="off", note_lengths="grid", chords="model", onsets="corpus")
+    rig = start(settings, source)
     rig.daemon.trigger()
     wait_for(lambda: source.calls)
-    assert source.calls[0][1].corpus_lengths is False and source.calls[0][1].corpus_chords is False
-    assert PhraseRequest().corpus_lengths and PhraseRequest().corpus_chords  # the defaults use the corpus's
+    request = source.calls[0][1]
+    assert request.corpus_lengths is False and request.corpus_chords is False and request.corpus_onsets is True
+    defaults = PhraseRequest()
+    assert defaults.corpus_lengths and defaults.corpus_chords and not defaults.corpus_onsets  # corpus onsets: opt-in
 
 
 def test_dmc_set_guidance_guides_the_next_phrase_and_times_its_steps_again(start, tmp_path: Path) -> None:

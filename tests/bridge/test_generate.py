@@ -54,14 +54,16 @@ def test_regenerate_from_record_gives_identical_files(tiny_model_dir: Path, tmp_
     assert [p.read_bytes() for p in first] == [(tmp_path / "again" / p.name).read_bytes() for p in first]
 
 
-def test_a_record_from_before_the_chord_snap_is_made_again_with_the_models_own_chords(tmp_path: Path) -> None:
-    """Records without ``chords`` were made before it existed: --from must not snap their chords."""
-    args = ["--n", "1", "--seed", "3", "--steps", "6", "--device", "cpu", "--chords", "model"]
+def test_a_record_from_before_the_corpus_chords_and_onsets_is_made_again_without_them(tmp_path: Path) -> None:
+    """Records without ``chords`` or ``onsets`` were made before they existed: --from must not snap their
+    chords nor weigh their onsets."""
+    args = ["--n", "1", "--seed", "3", "--steps", "6", "--device", "cpu", "--chords", "model", "--onsets", "grid"]
     assert main(["generate", str(tmp_path / "own"), *args]) == 0
     record = json.loads((tmp_path / "own" / "samples.json").read_text())
-    del record["options"]["chords"]
+    del record["options"]["chords"], record["options"]["onsets"]
     (tmp_path / "old.json").write_text(json.dumps(record))
-    assert read_record(tmp_path / "old.json")[0].chords == "model"
+    options = read_record(tmp_path / "old.json")[0]
+    assert (options.chords, options.onsets) == ("model", "grid")
     assert main(["generate", str(tmp_path / "again"), "--from", str(tmp_path / "old.json")]) == 0
     assert (tmp_path / "again" / "sample-1.mid").read_bytes() == (tmp_path / "own" / "sample-1.mid").read_bytes()
 
@@ -164,6 +166,19 @@ def test_free_timing_under_guidance_keeps_the_rhythm_in_range(tmp_path: Path) ->
     assert json.loads((tmp_path / "free" / "samples.json").read_text())["options"]["guidance"] > 0
     gaps = np.concatenate([np.diff(sorted({n.onset for n in _notes(p)})) for p in (tmp_path / "free").glob("*.mid")])
     assert np.median(gaps) < 1.0 and np.mean(gaps > 1.9) < 0.1, np.percentile(gaps, [10, 50, 90])
+
+
+def test_corpus_onsets_keep_to_the_beat_where_the_plain_grid_does_not(tmp_path: Path) -> None:
+    """The shipped model's onsets fall on every sixteenth of the beat alike; weighed by its corpus, most fall
+    on the beat or its half, as the corpus's (81%) do."""
+    shares = {}
+    for choice in ("grid", "corpus"):
+        args = ["--n", "8", "--seed", "1", "--device", "cpu", "--onsets", choice]
+        assert main(["generate", str(tmp_path / choice), *args]) == 0
+        assert json.loads((tmp_path / choice / "samples.json").read_text())["options"]["onsets"] == choice
+        onsets = np.concatenate([sorted({n.onset for n in _notes(p)}) for p in (tmp_path / choice).glob("*.mid")])
+        shares[choice] = np.mean(np.isclose(onsets % 0.5, 0.0))
+    assert shares["grid"] < 0.6 < 0.75 < shares["corpus"], shares  # seen: 0.58 and 0.90
 
 
 def test_chords_are_the_corpus_chords_unless_the_models_own_are_asked_for(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from bridge.codec import FeatureStats
 from bridge.constraints import PitchConstraint
 from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths
+from bridge.onset_gaps import OnsetGaps
 from bridge.runtime import load_model
 from bridge.samplers import make_sampler, sample
 from bridge.styles import Styles
@@ -58,6 +59,7 @@ def test_card_describes_the_run(exported: Path) -> None:
     data = load_dataset(exported / "data.npz")
     assert card.note_lengths == NoteLengths.fit(data.train)  # the corpus prior
     assert card.chords == ChordVocabulary.fit(data.train, data.stats.encoding)  # the corpus chords
+    assert card.onset_gaps == OnsetGaps.fit(data.train)  # the corpus's gaps by beat phase
     onnx.checker.check_model(str(exported / "model" / "model.onnx"), full_check=True)
 
 
@@ -85,7 +87,7 @@ def test_fine_tuned_log_time_run_exports_and_generates(exported: Path) -> None:
     assert beats[..., 0].min() >= 0.25 - 1e-6
 
 
-def test_note_lengths_and_chords_come_from_the_dataset_given_or_are_left_out(
+def test_the_corpus_priors_come_from_the_dataset_given_or_are_left_out(
     exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A run trained elsewhere: run.json's dataset path is not here; --data gives it, else no prior (and a warning)."""
@@ -95,11 +97,12 @@ def test_note_lengths_and_chords_come_from_the_dataset_given_or_are_left_out(
     meta["dataset"]["path"] = "/nowhere/data.npz"
     (moved / "run.json").write_text(json.dumps(meta))
     card = export_run(moved, tmp_path / "without")
-    assert card.note_lengths is None and card.chords is None and "--data" in caplog.text
+    assert card.note_lengths is None and card.chords is None and card.onset_gaps is None and "--data" in caplog.text
     other = write_dataset(tmp_path / "other.npz", seed=3)
     card = export_run(moved, tmp_path / "with", data=other)
     assert card.note_lengths == NoteLengths.fit(load_dataset(other).train)
     assert card.chords == ChordVocabulary.fit(load_dataset(other).train, "log")
+    assert card.onset_gaps == OnsetGaps.fit(load_dataset(other).train)
 
 
 def test_onnx_graph_is_causal(exported: Path) -> None:
