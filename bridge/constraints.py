@@ -48,6 +48,9 @@ KEY_FIT_SCALES = {"major": MODES["major"], "minor": MODES["harmonic minor"]}
 KEY_KEEP_SCALES = {"major": MODES["major"], "minor": (0, 2, 3, 5, 7, 8, 10, 11)}
 AUTO_KEY = "auto"
 AUTO_KEY_SETTLE = 0.25  # share of the steps that run before the key is chosen
+# Share of the steps before the corpus onset gaps weigh the grid's gaps (then to the end, and the final snap).
+# From the start they kept the beat as well but cost chords and harmony (docs/evaluation.md, "Corpus onsets").
+ONSETS_SETTLE = 0.75
 _KEY = re.compile(r"^\s*([a-gA-G])([#♯b♭]?)\s*(.*?)\s*$")
 _PITCH_CLASSES = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*,?\s*$")
 
@@ -93,8 +96,8 @@ class PitchConstraint:
 
     ``auto_key``: the pitch classes are chosen per piece during sampling (see the module's notes).
     ``grid`` (beats): durations and onset gaps are kept to multiples of it; ``corpus_lengths``:
-    durations weighed by how often the model's corpus used each length, ``corpus_onsets`` (opt-in): onset
-    gaps by how its corpus moved on from each phase of the beat (each when the card has them).
+    durations weighed by how often the model's corpus used each length, ``corpus_onsets``: onset gaps,
+    late in the loop, by how its corpus moved on from each phase of the beat (each when the card has them).
     """
 
     pitch_classes: frozenset[int] = frozenset(range(12))
@@ -103,7 +106,7 @@ class PitchConstraint:
     auto_key: bool = False
     grid: float | None = None
     corpus_lengths: bool = True
-    corpus_onsets: bool = False
+    corpus_onsets: bool = True
 
     def __post_init__(self) -> None:
         if not self.pitch_classes or not self.pitch_classes <= frozenset(range(12)):
@@ -116,7 +119,7 @@ class PitchConstraint:
     @classmethod
     def parse(
         cls, scale: str | None = None, low: int = 0, high: int = 127, grid: float | None = None,
-        corpus_lengths: bool = True, corpus_onsets: bool = False,
+        corpus_lengths: bool = True, corpus_onsets: bool = True,
     ) -> PitchConstraint:  # fmt: skip
         """From the user's words: a scale (see :func:`parse_scale`; ``"auto"``; None: all 12), a range, a grid."""
         auto = scale is not None and scale.strip().lower() == AUTO_KEY
@@ -146,7 +149,7 @@ class PitchConstraint:
         onsets = onset_gaps if self.corpus_onsets else None
         time_grid = TimeGrid(self.grid, stats, lengths, onsets) if self.grid else None
         settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
-        return Projection(self, stats, self.pitch_projection(stats), time_grid, settle)
+        return Projection(self, stats, self.pitch_projection(stats), time_grid, settle, int(ONSETS_SETTLE * steps))
 
     def pitch_projection(self, stats: FeatureStats) -> PitchProjection:
         """The pitch projection in the scaled units of a model whose statistics are ``stats``.
@@ -209,15 +212,16 @@ class TimeGrid:
     def _longest_gap(self) -> float:
         return float(self.stats.unscale(np.ones(3))[2])
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place; returns x."""
+    def __call__(self, x: np.ndarray, onsets: bool = True) -> np.ndarray:
+        """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place (``onsets``: weigh the gaps by the
+        corpus's, where given); returns x."""
         features = self.stats.unscale(x)
         steps = np.rint(features[..., 1:] / self.grid)
         steps[..., 0] = np.maximum(steps[..., 0], 1.0)
         times = steps * self.grid
         if self._lattice is not None:
             times[..., 0] = weigh(features[..., 1], *self._lattice)
-        if self.onset_gaps is not None:
+        if self.onset_gaps is not None and onsets:
             times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, self._longest_gap)
         features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
@@ -228,14 +232,15 @@ class Projection:
     """One sampling run's projection of x0 ``(..., L, 3)``, in place: pitches, then times (onto the grid, or
     without one into the training range).
 
-    Stateful only with ``auto_key``: after ``settle`` calls each piece's key is fitted on its x0
-    and kept for the rest of the run. Make a new one per run (:meth:`PitchConstraint.projection`).
+    Stateful: with ``auto_key``, after ``settle`` calls each piece's key is fitted on its x0 and kept
+    for the rest of the run; corpus onset gaps weigh the times only after ``onsets_from`` calls. Make a
+    new one per run (:meth:`PitchConstraint.projection`).
     """
 
     def __init__(self, constraint: PitchConstraint, stats: FeatureStats, pitch: PitchProjection,
-                 time_grid: TimeGrid | None, settle: int | None) -> None:  # fmt: skip
+                 time_grid: TimeGrid | None, settle: int | None, onsets_from: int = 0) -> None:  # fmt: skip
         self.constraint, self.stats, self.pitch = constraint, stats, pitch
-        self.time_grid, self.settle = time_grid, settle
+        self.time_grid, self.settle, self.onsets_from = time_grid, settle, onsets_from
         self.calls = 0
         self.keys: list[PitchProjection] | None = None
         self._chosen: list[tuple[int, str]] = []
@@ -244,25 +249,25 @@ class Projection:
         self.calls += 1
         if self.settle is not None and self.keys is None and self.calls > self.settle:
             self._choose_keys(x)
-        return self._apply(x)
+        return self._apply(x, onsets=self.calls > self.onsets_from)
 
     def finish(self, x: np.ndarray) -> np.ndarray:
         """The final snap of the clean sample; chooses the keys now if the loop never did (snap only)."""
         if self.settle is not None and self.keys is None:
             self._choose_keys(x)
-        return self._apply(x)
+        return self._apply(x, onsets=True)
 
     def _choose_keys(self, x: np.ndarray) -> None:
         self.keys = [self._key_projection(piece) for piece in x.reshape(len(x), -1, 3)]
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def _apply(self, x: np.ndarray, onsets: bool) -> np.ndarray:
         if self.keys is None:
             self.pitch(x)
         else:
             for piece, projection in zip(x, self.keys, strict=True):
                 projection(piece)
         if self.time_grid is not None:
-            self.time_grid(x)
+            self.time_grid(x, onsets)
         else:  # free timing: still the training range, or guidance pushes the times past it step after step
             np.clip(x[..., 1:], -1.0, 1.0, out=x[..., 1:])
         return x

@@ -55,7 +55,7 @@ class GenerateOptions:
     grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
     note_lengths: str = "corpus"  # corpus: durations on the grid weighed by the model's corpus; grid: nearest
     chords: str = "corpus"  # corpus: each chord snapped to the nearest the model's corpus struck; model: its own
-    onsets: str = "grid"  # grid: the nearest grid gap; corpus: weighed by the model's corpus per beat phase (opt-in)
+    onsets: str = "corpus"  # corpus: onset gaps on the grid weighed by the model's corpus per beat phase; grid: nearest
     transpose: int = 0
     velocity: int = 80
     program: int = 0

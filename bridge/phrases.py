@@ -50,7 +50,7 @@ class PhraseRequest:
     grid: float | None = 0.25
     corpus_lengths: bool = True  # durations on the grid weighed by the model's corpus (bridge.note_lengths)
     corpus_chords: bool = True  # chords snapped to the nearest of the model's corpus (bridge.chords)
-    corpus_onsets: bool = False  # onset gaps on the grid weighed by the model's corpus (bridge.onset_gaps)
+    corpus_onsets: bool = True  # onset gaps on the grid weighed by the model's corpus (bridge.onset_gaps)
     velocity: int = 90
     channel: int = 0
     program: int = 0

@@ -247,14 +247,14 @@ def test_the_daemon_plays_the_models_phrases_in_key(start, tiny_denoiser) -> Non
 
 def test_the_note_lengths_chords_and_onsets_settings_reach_the_phrase_request(start) -> None:
     source = SpySource()
-    settings = Settings(bpm=300, bars=1, seed=1, takes="off", note_lengths="grid", chords="model", onsets="corpus")
+    settings = Settings(bpm=300, bars=1, seed=1, takes="off", note_lengths="grid", chords="model", onsets="grid")
     rig = start(settings, source)
     rig.daemon.trigger()
     wait_for(lambda: source.calls)
     request = source.calls[0][1]
-    assert request.corpus_lengths is False and request.corpus_chords is False and request.corpus_onsets is True
+    assert request.corpus_lengths is False and request.corpus_chords is False and request.corpus_onsets is False
     defaults = PhraseRequest()
-    assert defaults.corpus_lengths and defaults.corpus_chords and not defaults.corpus_onsets  # corpus onsets: opt-in
+    assert defaults.corpus_lengths and defaults.corpus_chords and defaults.corpus_onsets  # the corpus's, by default
 
 
 def test_dmc_set_guidance_guides_the_next_phrase_and_times_its_steps_again(start, tmp_path: Path) -> None:

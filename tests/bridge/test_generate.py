@@ -168,7 +168,7 @@ def test_free_timing_under_guidance_keeps_the_rhythm_in_range(tmp_path: Path) ->
     assert np.median(gaps) < 1.0 and np.mean(gaps > 1.9) < 0.1, np.percentile(gaps, [10, 50, 90])
 
 
-def test_corpus_onsets_keep_to_the_beat_where_the_plain_grid_does_not(tmp_path: Path) -> None:
+def test_onsets_keep_to_the_beat_unless_the_plain_grid_is_asked_for(tmp_path: Path) -> None:
     """The shipped model's onsets fall on every sixteenth of the beat alike; weighed by its corpus, most fall
     on the beat or its half, as the corpus's (81%) do."""
     shares = {}

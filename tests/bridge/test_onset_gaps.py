@@ -58,12 +58,15 @@ def test_card_json_round_trip_and_refusals() -> None:
         OnsetGaps(tuple(tuple(0.0 for _ in row) for row in prior.shares))
 
 
-def test_the_constraint_weighs_onsets_in_the_sampling_loop_when_asked() -> None:
+def test_the_constraint_weighs_onsets_late_in_the_sampling_loop_unless_told_not_to() -> None:
     stats = FeatureStats.fit(np.array([[36.0, 0.25, 0.0], [96.0, 4.0, 2.0]]), "log")
     prior = OnsetGaps.fit(segments([0.0, *BAR * 4]))
     x = np.zeros((1, 7, 3), np.float32)
     x[0, :, 2] = np.array([0.0, 0.30, 0.45, 0.5, 0.98, 0.5, 0.1]) - 1.0  # gaps of 0..2 beats scaled to -1..1
-    weighed = PitchConstraint(grid=0.25, corpus_onsets=True).projection(stats, onset_gaps=prior)(x.copy())
-    plain = PitchConstraint(grid=0.25).projection(stats, onset_gaps=prior)(x.copy())  # opt-in: off by default
+    weighed = PitchConstraint(grid=0.25).projection(stats, onset_gaps=prior)(x.copy())
+    plain = PitchConstraint(grid=0.25, corpus_onsets=False).projection(stats, onset_gaps=prior)(x.copy())
     np.testing.assert_allclose(stats.unscale(weighed)[0, :, 2], [0.0, 0.25, 0.25, 0.5, 1.0, 0.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(stats.unscale(plain)[0, 2, 2], 0.5, atol=1e-6)
+    loop = PitchConstraint(grid=0.25).projection(stats, steps=8, onset_gaps=prior)  # weighs from call 7 on
+    gaps = [stats.unscale(loop(x.copy()))[0, 2, 2] for _ in range(8)]
+    assert gaps == [0.5] * 6 + [0.25] * 2 and stats.unscale(loop.finish(x.copy()))[0, 2, 2] == 0.25
