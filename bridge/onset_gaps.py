@@ -13,6 +13,7 @@ A gap the network puts within half a step of 0 stays a chord, as on the plain gr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -71,11 +72,17 @@ class OnsetGaps:
             phase = (phase + taken[:, k] * step_cells) % CELLS_PER_BEAT
         return taken.reshape(gaps.shape) * grid
 
+    @cached_property
+    def _log_conditional(self) -> np.ndarray:
+        """``(CELLS_PER_BEAT, MAX_GAP_CELL + 1)``: log P(gap | phase), floored at MIN_SHARE; made once."""
+        shares = np.asarray(self.shares)
+        conditional = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12)
+        return np.log(np.maximum(conditional, MIN_SHARE))
+
     def _best_steps(self, gaps: np.ndarray, grid: float, steps: np.ndarray) -> np.ndarray:
         """``(..., L, CELLS_PER_BEAT)``: for every phase, the number of grid steps that scores best."""
-        conditional = np.asarray(self.shares) / np.maximum(np.sum(self.shares, axis=1, keepdims=True), 1e-12)
         cells = np.minimum(np.rint(steps * grid * CELLS_PER_BEAT).astype(np.int64), MAX_GAP_CELL)
-        log_prior = np.log(np.maximum(conditional[:, cells], MIN_SHARE))  # (phase, step)
+        log_prior = self._log_conditional[:, cells]  # (phase, step)
         tau = grid / 2.0
         closeness = -((gaps[..., None] - steps * grid) ** 2) / (2.0 * tau**2)  # (..., L, step)
         return steps[np.argmax(log_prior + closeness[..., None, :], axis=-1)]
