@@ -138,16 +138,19 @@ class PitchConstraint:
         pitches = np.arange(self.low, self.high + 1)
         return pitches[np.isin(pitches % 12, list(self.pitch_classes))]
 
-    def projection(self, stats: FeatureStats, steps: int = 1, note_lengths: NoteLengths | None = None,
-                   onset_gaps: OnsetGaps | None = None) -> Projection:  # fmt: skip
+    def projection(
+        self, stats: FeatureStats, steps: int = 1, note_lengths: NoteLengths | None = None,
+        onset_gaps: OnsetGaps | None = None, onset_start: np.ndarray | float = 0.0,
+    ) -> Projection:  # fmt: skip
         """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps.
 
         ``note_lengths`` and ``onset_gaps``: the model's corpus priors for durations and onset gaps on
         the grid (see :class:`TimeGrid`); used unless ``corpus_lengths`` or ``corpus_onsets`` is off.
+        ``onset_start``: where in the beat each piece's first note falls (a continued piece's window).
         """
         lengths = note_lengths if self.corpus_lengths else None
         onsets = onset_gaps if self.corpus_onsets else None
-        time_grid = TimeGrid(self.grid, stats, lengths, onsets) if self.grid else None
+        time_grid = TimeGrid(self.grid, stats, lengths, onsets, onset_start) if self.grid else None
         settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
         return Projection(self, stats, self.pitch_projection(stats), time_grid, settle, int(ONSETS_SETTLE * steps))
 
@@ -200,6 +203,7 @@ class TimeGrid:
     stats: FeatureStats
     note_lengths: NoteLengths | None = None
     onset_gaps: OnsetGaps | None = None
+    onset_start: np.ndarray | float = 0.0  # beats: where in the beat each piece's first note falls
 
     @cached_property
     def _lattice(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -212,6 +216,11 @@ class TimeGrid:
     def _longest_gap(self) -> float:
         return float(self.stats.unscale(np.ones(3))[2])
 
+    def _starts(self, x: np.ndarray) -> np.ndarray:
+        """``onset_start`` per phrase of a scaled ``(B, T, L, 3)`` or ``(B, L, 3)`` x: one value, or one per piece."""
+        start = np.asarray(self.onset_start, dtype=np.float64)
+        return start.reshape(-1, *[1] * (x.ndim - 3)) if start.ndim else start
+
     def __call__(self, x: np.ndarray, onsets: bool = True) -> np.ndarray:
         """Snap ``x[..., 1:]`` of a scaled ``(..., 3)`` array in place (``onsets``: weigh the gaps by the
         corpus's, where given); returns x."""
@@ -222,7 +231,7 @@ class TimeGrid:
         if self._lattice is not None:
             times[..., 0] = weigh(features[..., 1], *self._lattice)
         if self.onset_gaps is not None and onsets:
-            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, self._longest_gap)
+            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, self._longest_gap, self._starts(x))
         features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x

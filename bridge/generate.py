@@ -20,7 +20,7 @@ from bridge.atomic import write_bytes
 from bridge.chords import CHORD_CHOICES
 from bridge.codec import Note, merge_unisons
 from bridge.constraints import PitchConstraint
-from bridge.continuation import continue_long, prompt_features
+from bridge.continuation import continue_long, prompt_features, prompt_phase
 from bridge.decoding import DecodeOptions, decode_one
 from bridge.errors import BridgeError
 from bridge.home_key import move_prompt, output_offset
@@ -125,12 +125,13 @@ def generate(
         log.info("%s's card has no corpus chords (exported before them): its own are kept", denoiser.card.name)
     if options.onsets == "corpus" and denoiser.card.onset_gaps is None:
         log.info("%s's card has no corpus onset gaps (exported before them): the grid rounds them", denoiser.card.name)
-    prompt = _prompt(options, denoiser)
+    prompt, prompt_start = _prompt(options, denoiser)
     paths, files = [], []
     with progress(options.n, "composing") as advance:
         for i in range(options.n):
             seed = options.seed + i  # type: ignore[operator]
-            notes = compose(denoiser, options, seed, prompt, lambda done, total: advance(0, step=f"{done}/{total}"))
+            notes = compose(denoiser, options, seed, prompt, lambda done, total: advance(0, step=f"{done}/{total}"),
+                            prompt_start=prompt_start)  # fmt: skip
             path = out / f"sample-{i + 1}.mid"
             write_midi(path, notes, bpm=options.bpm)
             paths.append(path)
@@ -147,9 +148,12 @@ def compose(
     seed: int,
     prompt: np.ndarray | None,
     on_step: Progress | None = None,
+    *,
+    prompt_start: float = 0.0,
 ) -> list[Note]:
-    """One piece in its style: sample (continuing the prompt, sliding windows past L), then decode to
-    notes one keyboard can play (a file must sound as the port plays it: no pitch struck twice at once)."""
+    """One piece in its style: sample (continuing the prompt, its first note ``prompt_start`` beats into a
+    beat, sliding windows past L), then decode to notes one keyboard can play (a file must sound as the
+    port plays it: no pitch struck twice at once)."""
     card = denoiser.card
     style = pick_style(card.styles, options.style, seed)
     if style is not None:
@@ -160,6 +164,7 @@ def compose(
     scaled = continue_long(
         denoiser, make_sampler(options.sampler, card), 1, options.notes or card.length, options.steps, seed,
         prompt=move_prompt(prompt, -offset, card.stats.encoding), constraint=in_model_key, progress=on_step,
+        onset_start=prompt_start,
     )[0]  # fmt: skip
     decode_options = DecodeOptions(
         grid=options.grid, transpose=options.transpose + offset, low=options.low, high=options.high,
@@ -202,14 +207,16 @@ def _resolve_seed(seed: int | None) -> int:
     return int(np.random.default_rng().integers(2**31)) if seed is None else seed
 
 
-def _prompt(options: GenerateOptions, denoiser: Denoiser) -> np.ndarray | None:
-    """The prompt file's last notes (up to L - 1, so the model writes at least one), unscaled ``(k, 3)``."""
+def _prompt(options: GenerateOptions, denoiser: Denoiser) -> tuple[np.ndarray | None, float]:
+    """The prompt file's last notes (up to L - 1, so the model writes at least one), unscaled ``(k, 3)``,
+    and where in the beat the first of them falls."""
     if options.prompt is None:
-        return None
+        return None, 0.0
     notes = read_midi(options.prompt, families=("all",), mode="merge").notes
     if not notes:
         raise BridgeError(f"{options.prompt} has no notes to continue (drums are ignored)")
-    return prompt_features(notes, denoiser.card.stats.encoding, denoiser.card.length - 1)
+    kept = denoiser.card.length - 1
+    return prompt_features(notes, denoiser.card.stats.encoding, kept), prompt_phase(notes, kept)
 
 
 def _write_record(out: Path, options: GenerateOptions, denoiser: Denoiser, files: list[dict[str, Any]]) -> None:

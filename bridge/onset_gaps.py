@@ -56,15 +56,17 @@ class OnsetGaps:
         shares = counts / counts.sum()
         return cls(tuple(tuple(round(float(v), 6) for v in row) for row in shares))  # as the card's JSON keeps them
 
-    def weigh(self, estimates: np.ndarray, grid: float, longest: float) -> np.ndarray:
-        """The network's gaps ``(..., L)`` in beats -> gaps on the grid, chosen note by note along each phrase."""
+    def weigh(self, estimates: np.ndarray, grid: float, longest: float, start: np.ndarray | float = 0.0) -> np.ndarray:
+        """The network's gaps ``(..., L)`` in beats -> gaps on the grid, chosen note by note along each phrase;
+        ``start`` (beats, scalar or ``(...)``): where in the beat each phrase's first note falls."""
         gaps = np.asarray(estimates, dtype=np.float64)
         steps = np.arange(1, max(int(np.ceil(longest / grid)), 1) + 1)
         best = self._best_steps(gaps, grid, steps)  # (..., L, phase): the step to take from each phase
         chord = gaps < grid / 2
         flat_best, flat_chord = best.reshape(-1, *best.shape[-2:]), chord.reshape(-1, gaps.shape[-1])
         taken = np.zeros(flat_chord.shape, dtype=np.int64)
-        phase = np.zeros(len(taken), dtype=np.int64)
+        first = np.broadcast_to(np.asarray(start, dtype=np.float64), gaps.shape[:-1]).reshape(-1)
+        phase = np.rint(first * CELLS_PER_BEAT).astype(np.int64) % CELLS_PER_BEAT
         rows = np.arange(len(taken))
         step_cells = round(grid * CELLS_PER_BEAT)  # grids off the 1/12-beat cells: their nearest
         for k in range(1, taken.shape[1]):  # the first note's gap is not played: the phrase starts there

@@ -20,7 +20,7 @@ import numpy as np
 
 from bridge.codec import Note, merge_unisons
 from bridge.constraints import ACCIDENTALS, AUTO_KEY, NOTE_NAMES, PitchConstraint, parse_scale
-from bridge.continuation import prompt_features
+from bridge.continuation import prompt_features, prompt_phase
 from bridge.deadline import StepBudget
 from bridge.decoding import DecodeOptions, decode_one, fold_into_range
 from bridge.errors import BridgeError
@@ -188,6 +188,7 @@ class ModelPhraseSource:
         if style is not None:
             self.denoiser.set_style(style)
         prompt = prompt_features(request.prime, card.stats.encoding, card.length // 2) if request.prime else None
+        start = prompt_phase(request.prime, card.length // 2)  # where in the beat the kept prime starts
         constraint = self._constraint(request)
         offset = output_offset(card.stats, constraint, prompt)  # home-key models: from C major / A minor
         in_model_key = constraint.moved(-offset)
@@ -199,6 +200,7 @@ class ModelPhraseSource:
             seed,
             constraint=in_model_key,
             prompt=move_prompt(prompt, -offset, card.stats.encoding),
+            onset_start=start,
         )[0]
         kept = 0 if prompt is None else len(prompt)
         decode_options = self._decode_options(request, offset, in_model_key.pitch_classes, kept)

@@ -251,13 +251,15 @@ def sample(
     prompt: np.ndarray | None = None,
     project_during: bool = True,
     progress: Progress | None = None,
+    onset_start: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """``n`` variations in one batch -> scaled float32 ``(n, L, 3)``; decode with :mod:`bridge.decoding`.
 
     ``steps``: None is the sampler's default. ``seed`` (or a Generator) makes the run repeatable.
     ``constraint`` projects each step's x0 onto allowed pitches (``project_during``) and snaps the
     result. ``prompt``, unscaled features ``(k, 3)`` or ``(n, k, 3)``, holds the first k notes (see
-    :mod:`bridge.continuation`). ``progress(done, total)`` is called after each step.
+    :mod:`bridge.continuation`). ``progress(done, total)`` is called after each step. ``onset_start``
+    (beats, one value or ``(n,)``): where in the beat the first note falls, for the corpus onset gaps.
     """
     card = denoiser.card
     if n < 1:
@@ -266,7 +268,7 @@ def sample(
     sampler.set_timesteps(sampler.default_steps if steps is None else steps)
     x = rng.standard_normal((n, 1, card.length, 3), dtype=np.float32)
     projection = (
-        constraint.projection(card.stats, len(sampler.timesteps), card.note_lengths, card.onset_gaps)
+        constraint.projection(card.stats, len(sampler.timesteps), card.note_lengths, card.onset_gaps, onset_start)
         if constraint is not None
         else None
     )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 
+from bridge import continuation
 from bridge.codec import Note, notes_to_features
 from bridge.constraints import PitchConstraint
-from bridge.continuation import continue_long, prompt_features
+from bridge.continuation import continue_long, prompt_features, prompt_phase
 from bridge.decoding import DecodeOptions, decode
 from bridge.errors import BridgeError
 from bridge.runtime import Denoiser
@@ -104,6 +106,34 @@ def test_prompt_features_keeps_the_last_notes_from_time_zero() -> None:
     np.testing.assert_array_equal(prompt_features(PROMPT_NOTES, "log", 3), expected)
     assert prompt_features(PROMPT_NOTES, "log", 0).shape == (0, 3)
     assert prompt_features([], "log", 8).shape == (0, 3)
+
+
+def test_prompt_phase_is_where_the_first_kept_note_falls_in_the_beat() -> None:
+    assert prompt_phase(PROMPT_NOTES, 2) == 0.5 and prompt_phase(PROMPT_NOTES, 1) == 0.0  # notes at 1.5, then 2.0
+    assert prompt_phase(PROMPT_NOTES, 16) == 0.0 and prompt_phase([], 4) == 0.0
+
+
+def test_each_window_starts_where_in_the_beat_its_first_note_falls(
+    tiny_denoiser: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window continues from the previous one's note ``hop``: the corpus onset gaps must count the beat
+    from that note's place in the piece, not restart it there."""
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def recording(*args: object, onset_start: np.ndarray, **kwargs: object) -> np.ndarray:
+        out = sample(*args, onset_start=onset_start, **kwargs)  # type: ignore[arg-type]
+        calls.append((np.array(onset_start), out))
+        return out
+
+    monkeypatch.setattr(continuation, "sample", recording)
+    length, hop = tiny_denoiser.card.length, 6
+    continue_long(tiny_denoiser, make_sampler("dpm++", tiny_denoiser.card), 2, length + 2 * hop, 8, seed=4, hop=hop,
+                  constraint=PitchConstraint(grid=0.25), onset_start=0.25)  # fmt: skip
+    assert len(calls) == 3 and (calls[0][0] == 0.25).all()
+    for (start, out), (following, _) in itertools.pairwise(calls):
+        gaps = tiny_denoiser.card.stats.unscale(out)[:, 1 : hop + 1, 2]
+        np.testing.assert_allclose(following, (start + gaps.sum(axis=1)) % 1.0)
+    assert not np.allclose(calls[1][0], 0.25)  # the windows did move on
 
 
 @pytest.mark.parametrize("total", [1, 15, 16, 17, 45])

@@ -49,6 +49,17 @@ def test_weighing_returns_to_the_beat_where_the_plain_grid_drifts_off_it() -> No
     np.testing.assert_allclose(prior.weigh(np.full(5, 0.75), 0.25, 2.0)[1:], 0.5)  # what it never does: pulled
 
 
+def test_the_beat_is_counted_from_where_the_phrase_starts() -> None:
+    """A phrase that starts a sixteenth off the beat (a continuation) returns to it: the same estimate that
+    is an eighth from the beat is the sixteenth back from there, and each piece of a batch has its own start."""
+    prior = OnsetGaps.fit(segments([0.0, *BAR * 4]))
+    estimates = np.array([0.0, 0.45])
+    np.testing.assert_allclose(prior.weigh(estimates, 0.25, 2.0), [0.0, 0.5])
+    np.testing.assert_allclose(prior.weigh(estimates, 0.25, 2.0, start=0.25), [0.0, 0.25])
+    batch = prior.weigh(np.tile(estimates, (2, 1, 1)), 0.25, 2.0, start=np.array([[0.0], [0.75]]))
+    np.testing.assert_allclose(batch[:, 0, 1], [0.5, 0.25])
+
+
 def test_card_json_round_trip_and_refusals() -> None:
     prior = OnsetGaps.fit(segments(BAR))
     assert OnsetGaps.from_dict(prior.to_dict()) == prior
