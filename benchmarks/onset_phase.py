@@ -16,10 +16,10 @@ from collections import Counter
 
 import numpy as np
 
+from bridge.note_lengths import CELLS_PER_BEAT as CELLS
 from evaluation.metrics import groove_consistency, onset_groups
 from evaluation.sources import load_pieces
 
-CELLS = 12  # per beat: the 1/4- and 1/3-beat grids together
 SIXTEENTHS = (0, 3, 6, 9)  # the beat, a sixteenth after, the half-beat, three sixteenths after (cells)
 
 

@@ -210,11 +210,12 @@ class TimeGrid:
         """The grid's lengths up to the model's longest and their log prior, made once per run."""
         if self.note_lengths is None:
             return None
-        return self.note_lengths.lattice(self.grid, float(self.stats.unscale(np.ones(3))[1]))
+        return self.note_lengths.lattice(self.grid, float(self._longest[1]))
 
     @cached_property
-    def _longest_gap(self) -> float:
-        return float(self.stats.unscale(np.ones(3))[2])
+    def _longest(self) -> np.ndarray:
+        """The model's longest duration and gap in beats (at ``[1]`` and ``[2]``), made once per run."""
+        return self.stats.unscale(np.ones(3))
 
     def _starts(self, x: np.ndarray) -> np.ndarray:
         """``onset_start`` per phrase of a scaled ``(B, T, L, 3)`` or ``(B, L, 3)`` x: one value, or one per piece."""
@@ -231,7 +232,7 @@ class TimeGrid:
         if self._lattice is not None:
             times[..., 0] = weigh(features[..., 1], *self._lattice)
         if self.onset_gaps is not None and onsets:
-            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, self._longest_gap, self._starts(x))
+            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, float(self._longest[2]), self._starts(x))
         features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from bridge.errors import BridgeError
+from bridge.note_lengths import CELLS_PER_BEAT, MIN_SHARE
 
-CELLS_PER_BEAT = 12  # the 1/4- and 1/3-beat grids together
 MAX_GAP_CELL = 2 * CELLS_PER_BEAT  # the last cell holds every gap of 2 beats or more
 ONSET_CHOICES = ("corpus", "grid")  # corpus: gaps weighed by these shares; grid: the nearest grid gap
-MIN_SHARE = 1e-4  # gaps the corpus never took from a phase stay possible where the model lands right on them
 
 
 @dataclass(frozen=True)

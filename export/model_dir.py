@@ -124,8 +124,8 @@ def export_run(
 ) -> ModelCard:
     """Export the EMA weights of a run's latest (or chosen) checkpoint to a model folder.
 
-    ``data``: the run's dataset file, for the note-length prior and the chords, where run.json has no
-    valid path (a run trained on another machine).
+    ``data``: the run's dataset file, for the note-length and onset-gap priors and the chords, where
+    run.json has no valid path (a run trained on another machine).
     """
     from training.run import load_ema_network
 

@@ -139,10 +139,15 @@ def load_training_data(path: str | os.PathLike[str], config: TrainConfig) -> Dat
     return data
 
 
+def gaps_in_beats(stats: FeatureStats) -> bool:
+    """True where the scaled gaps are beats from 0 to ``stats.high``, linearly: what ``model.beat_periods`` reads."""
+    return stats.time_encoding == "linear" and stats.low[2] == 0.0
+
+
 def _check_delta_high(path: str | os.PathLike[str], config: TrainConfig, stats: FeatureStats) -> None:
     """``model.beat_periods`` reads gaps as beats: the dataset must scale them linearly from 0 to ``delta_high``."""
     low, high = stats.low[2], stats.high[2]
-    if stats.time_encoding != "linear" or low != 0.0:
+    if not gaps_in_beats(stats):
         raise TrainingError(
             f"model.beat_periods needs gaps scaled linearly from 0 beats, but {path} has time encoding "
             f"{stats.time_encoding} from {low:g}; rebuild it with --time-encoding linear, or drop beat_periods"

@@ -96,10 +96,11 @@ def print_summary(path: str, meta: dict[str, Any]) -> None:
     ``[model] chroma_semitone`` must be set to, (linear time) its ``delta_high``, and the styles ``[model] styles``
     counts."""
     from bridge.codec import FeatureStats
+    from training.datafile import gaps_in_beats
 
     counts, skipped = meta["counts"], meta["skipped"]
     stats = FeatureStats.from_dict(meta["stats"])
-    semitone, beats = stats.semitone, stats.time_encoding == "linear" and stats.low[2] == 0.0
+    semitone, beats = stats.semitone, gaps_in_beats(stats)
     sys.stdout.write(
         f"{path}: {counts['segments']} segments of {meta['length']} notes "
         f"({counts['segments_train']} train, {counts['segments_heldout']} held out) "
