@@ -20,7 +20,7 @@ import numpy as np
 from bridge.codec import FeatureStats, pitch_to_value, value_to_pitch
 from bridge.errors import BridgeError
 from bridge.note_lengths import NoteLengths, weigh
-from bridge.onset_gaps import OnsetGaps
+from bridge.onset_gaps import ONSET_CHOICES, OnsetGaps
 
 NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 ACCIDENTALS = {"": 0, "#": 1, "♯": 1, "b": -1, "♭": -1}
@@ -96,8 +96,9 @@ class PitchConstraint:
 
     ``auto_key``: the pitch classes are chosen per piece during sampling (see the module's notes).
     ``grid`` (beats): durations and onset gaps are kept to multiples of it; ``corpus_lengths``:
-    durations weighed by how often the model's corpus used each length, ``corpus_onsets``: onset gaps,
-    late in the loop, by how its corpus moved on from each phase of the beat (each when the card has them).
+    durations weighed by how often the model's corpus used each length; ``onsets``: how onset gaps go onto
+    the grid, late in the loop (one of :data:`bridge.onset_gaps.ONSET_CHOICES`; the corpus's when the card
+    has them).
     """
 
     pitch_classes: frozenset[int] = frozenset(range(12))
@@ -106,7 +107,7 @@ class PitchConstraint:
     auto_key: bool = False
     grid: float | None = None
     corpus_lengths: bool = True
-    corpus_onsets: bool = True
+    onsets: str = "echo"
 
     def __post_init__(self) -> None:
         if not self.pitch_classes or not self.pitch_classes <= frozenset(range(12)):
@@ -115,17 +116,19 @@ class PitchConstraint:
             raise BridgeError(f"a pitch range needs 0 <= low <= high <= 127, got {self.low} .. {self.high}")
         if self.grid is not None and not self.grid > 0:
             raise BridgeError(f"a rhythm grid must be a positive number of beats, got {self.grid}")
+        if self.onsets not in ONSET_CHOICES:
+            raise BridgeError(f"onsets must be one of {', '.join(ONSET_CHOICES)}, got {self.onsets!r}")
 
     @classmethod
     def parse(
         cls, scale: str | None = None, low: int = 0, high: int = 127, grid: float | None = None,
-        corpus_lengths: bool = True, corpus_onsets: bool = True,
+        corpus_lengths: bool = True, onsets: str = "echo",
     ) -> PitchConstraint:  # fmt: skip
         """From the user's words: a scale (see :func:`parse_scale`; ``"auto"``; None: all 12), a range, a grid."""
         auto = scale is not None and scale.strip().lower() == AUTO_KEY
         classes = frozenset(range(12)) if auto or not scale else parse_scale(scale)
         return cls(classes, low, high, auto_key=auto, grid=grid, corpus_lengths=corpus_lengths,
-                   corpus_onsets=corpus_onsets)  # fmt: skip
+                   onsets=onsets)  # fmt: skip
 
     def moved(self, semitones: int) -> PitchConstraint:
         """The same constraint ``semitones`` higher: its pitch classes and its range (kept in 0..127)."""
@@ -140,17 +143,22 @@ class PitchConstraint:
 
     def projection(
         self, stats: FeatureStats, steps: int = 1, note_lengths: NoteLengths | None = None,
-        onset_gaps: OnsetGaps | None = None, onset_start: np.ndarray | float = 0.0,
+        onset_gaps: OnsetGaps | None = None, onset_start: np.ndarray | float = 0.0, held: int = 0,
     ) -> Projection:  # fmt: skip
         """A fresh per-run projection for a model with ``stats``, over a loop of ``steps`` steps.
 
         ``note_lengths`` and ``onset_gaps``: the model's corpus priors for durations and onset gaps on
-        the grid (see :class:`TimeGrid`); used unless ``corpus_lengths`` or ``corpus_onsets`` is off.
-        ``onset_start``: where in the beat each piece's first note falls (a continued piece's window).
+        the grid (see :class:`TimeGrid`); used unless ``corpus_lengths`` is off or ``onsets`` is grid.
+        ``onset_start``: where in the beat each piece's first note falls (a continued piece's window);
+        ``held``: how many first notes are a prompt's, whose gaps the onset weighing keeps.
         """
         lengths = note_lengths if self.corpus_lengths else None
-        onsets = onset_gaps if self.corpus_onsets else None
-        time_grid = TimeGrid(self.grid, stats, lengths, onsets, onset_start) if self.grid else None
+        onsets = None if self.onsets == "grid" else onset_gaps
+        time_grid = (
+            TimeGrid(self.grid, stats, lengths, onsets, onset_start, echo=self.onsets == "echo", held=held)
+            if self.grid
+            else None
+        )
         settle = int(AUTO_KEY_SETTLE * steps) if self.auto_key else None
         return Projection(self, stats, self.pitch_projection(stats), time_grid, settle, int(ONSETS_SETTLE * steps))
 
@@ -196,7 +204,8 @@ class TimeGrid:
     With ``note_lengths`` (the model's training corpus) durations go to the grid length the
     corpus prior and the distance favour together (:mod:`bridge.note_lengths`), not the nearest;
     with ``onset_gaps`` the gaps likewise, by the phase of the beat each starts from
-    (:mod:`bridge.onset_gaps`).
+    (:mod:`bridge.onset_gaps`), with ``echo`` also by the phrase's own earlier gaps, keeping the first
+    ``held`` (a prompt's) as they are.
     """
 
     grid: float
@@ -204,6 +213,8 @@ class TimeGrid:
     note_lengths: NoteLengths | None = None
     onset_gaps: OnsetGaps | None = None
     onset_start: np.ndarray | float = 0.0  # beats: where in the beat each piece's first note falls
+    echo: bool = False
+    held: int = 0
 
     @cached_property
     def _lattice(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -232,7 +243,8 @@ class TimeGrid:
         if self._lattice is not None:
             times[..., 0] = weigh(features[..., 1], *self._lattice)
         if self.onset_gaps is not None and onsets:
-            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, float(self._longest[2]), self._starts(x))
+            times[..., 1] = self.onset_gaps.weigh(features[..., 2], self.grid, float(self._longest[2]), self._starts(x),
+                                                  echo=self.echo, held=self.held)  # fmt: skip
         features[..., 1:] = times
         x[..., 1:] = np.clip(self.stats.scale(features)[..., 1:], -1.0, 1.0)
         return x

@@ -335,7 +335,7 @@ class Daemon:
             transpose=settings.transpose,
             corpus_lengths=settings.note_lengths == "corpus",
             corpus_chords=settings.chords == "corpus",
-            corpus_onsets=settings.onsets == "corpus",
+            onsets=settings.onsets,
             style=settings.style,
             **changes,
         )

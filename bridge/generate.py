@@ -55,7 +55,7 @@ class GenerateOptions:
     grid: float | None = 0.25  # beats; kept during denoising too; None: free timing
     note_lengths: str = "corpus"  # corpus: durations on the grid weighed by the model's corpus; grid: nearest
     chords: str = "corpus"  # corpus: each chord snapped to the nearest the model's corpus struck; model: its own
-    onsets: str = "corpus"  # corpus: onset gaps on the grid weighed by the model's corpus per beat phase; grid: nearest
+    onsets: str = "echo"  # onset gaps on the grid: echo, corpus or grid (bridge.onset_gaps.ONSET_CHOICES)
     transpose: int = 0
     velocity: int = 80
     program: int = 0
@@ -123,7 +123,7 @@ def generate(
     check_style(denoiser.card.styles, options.style)  # a bad style is refused before anything is written
     if options.chords == "corpus" and denoiser.card.chords is None:
         log.info("%s's card has no corpus chords (exported before them): its own are kept", denoiser.card.name)
-    if options.onsets == "corpus" and denoiser.card.onset_gaps is None:
+    if options.onsets != "grid" and denoiser.card.onset_gaps is None:
         log.info("%s's card has no corpus onset gaps (exported before them): the grid rounds them", denoiser.card.name)
     prompt, prompt_start = _prompt(options, denoiser)
     paths, files = [], []
@@ -178,7 +178,7 @@ def compose(
 def _constraint(options: GenerateOptions) -> PitchConstraint:
     return PitchConstraint.parse(
         options.key, options.low, options.high, grid=options.grid, corpus_lengths=options.note_lengths == "corpus",
-        corpus_onsets=options.onsets == "corpus",
+        onsets=options.onsets,
     )  # fmt: skip
 
 

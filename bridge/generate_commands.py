@@ -39,9 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chords", choices=("corpus", "model"), default="corpus",
                    help="corpus (default): each chord moves to the nearest chord the model's training music struck "
                    "(a note moves at most 2 semitones, never out of a named --key); model: the network's own chords")
-    p.add_argument("--onsets", choices=("corpus", "grid"), default="corpus",
-                   help="corpus (default): each onset gap on the grid weighed by how the model's training music moved "
-                   "on from that point of the beat, so onsets keep to the beat; grid: the nearest grid gap")
+    p.add_argument("--onsets", choices=("echo", "corpus", "grid"), default="echo",
+                   help="echo (default): each onset gap on the grid weighed by how the model's training music moved "
+                   "on from that point of the beat and by the gaps the phrase (or its prompt) took from there before, "
+                   "so onsets keep to the beat and bars repeat their rhythm; corpus: the training music's alone; "
+                   "grid: the nearest grid gap")
     p.add_argument("--transpose", type=int, default=0, help="semitones")
     p.add_argument("--velocity", type=int, default=80, help="note velocity 1..127")
     p.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")

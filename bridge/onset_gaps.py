@@ -22,7 +22,12 @@ from bridge.errors import BridgeError
 from bridge.note_lengths import CELLS_PER_BEAT, MIN_SHARE
 
 MAX_GAP_CELL = 2 * CELLS_PER_BEAT  # the last cell holds every gap of 2 beats or more
-ONSET_CHOICES = ("corpus", "grid")  # corpus: gaps weighed by these shares; grid: the nearest grid gap
+# echo: weighed by these shares and the phrase's own gaps; corpus: by these shares; grid: the nearest grid gap
+ONSET_CHOICES = ("echo", "corpus", "grid")
+# How many gaps the corpus's shares weigh as, against the phrase's own: at 4 the phrases' bars repeat as the
+# corpus's do (groove overlap 0.75, against 0.34 without the echo) with as few sixteenths as it (a median piece
+# has 4%, the corpus 5%); at 1 nearly every gap became an eighth (73%, the corpus 47%).
+ECHO_PSEUDO_COUNT = 4.0
 
 
 @dataclass(frozen=True)
@@ -55,38 +60,45 @@ class OnsetGaps:
         shares = counts / counts.sum()
         return cls(tuple(tuple(round(float(v), 6) for v in row) for row in shares))  # as the card's JSON keeps them
 
-    def weigh(self, estimates: np.ndarray, grid: float, longest: float, start: np.ndarray | float = 0.0) -> np.ndarray:
-        """The network's gaps ``(..., L)`` in beats -> gaps on the grid, chosen note by note along each phrase;
-        ``start`` (beats, scalar or ``(...)``): where in the beat each phrase's first note falls."""
+    def weigh(
+        self, estimates: np.ndarray, grid: float, longest: float, start: np.ndarray | float = 0.0, *,
+        echo: bool = False, held: int = 0,
+    ) -> np.ndarray:  # fmt: skip
+        """The network's gaps ``(..., L)`` in beats -> gaps on the grid, chosen note by note along each phrase.
+
+        ``start`` (beats, scalar or ``(...)``): where in the beat each phrase's first note falls. ``held``:
+        the first gaps are a prompt's, kept as given while the beat runs on through them. ``echo``: the
+        phrase's own earlier gaps from the same phase join the corpus's, which weigh ``ECHO_PSEUDO_COUNT``
+        gaps, so a phrase keeps the rhythm it (or its prompt) set out with.
+        """
         gaps = np.asarray(estimates, dtype=np.float64)
+        flat = gaps.reshape(-1, gaps.shape[-1])
         steps = np.arange(1, max(int(np.ceil(longest / grid)), 1) + 1)
-        best = self._best_steps(gaps, grid, steps)  # (..., L, phase): the step to take from each phase
-        chord = gaps < grid / 2
-        flat_best, flat_chord = best.reshape(-1, *best.shape[-2:]), chord.reshape(-1, gaps.shape[-1])
-        taken = np.zeros(flat_chord.shape, dtype=np.int64)
+        tau = grid / 2.0
+        closeness = -((flat[..., None] - steps * grid) ** 2) / (2.0 * tau**2)  # (R, L, step)
+        conditional = self._conditional[:, np.minimum(np.rint(steps * grid * CELLS_PER_BEAT), MAX_GAP_CELL).astype(int)]
         first = np.broadcast_to(np.asarray(start, dtype=np.float64), gaps.shape[:-1]).reshape(-1)
-        phase = np.rint(first * CELLS_PER_BEAT).astype(np.int64) % CELLS_PER_BEAT
-        rows = np.arange(len(taken))
+        phrase = _PhraseBeat(np.rint(first * CELLS_PER_BEAT).astype(np.int64) % CELLS_PER_BEAT, len(steps), echo)
+        taken = np.zeros_like(flat)
         step_cells = round(grid * CELLS_PER_BEAT)  # grids off the 1/12-beat cells: their nearest
-        for k in range(1, taken.shape[1]):  # the first note's gap is not played: the phrase starts there
-            taken[:, k] = np.where(flat_chord[:, k], 0, flat_best[rows, k, phase])
-            phase = (phase + taken[:, k] * step_cells) % CELLS_PER_BEAT
-        return taken.reshape(gaps.shape) * grid
+        for k in range(1, flat.shape[1]):  # the first note's gap is not played: the phrase starts there
+            if k < held:
+                on_grid = np.abs(flat[:, k] / grid - np.rint(flat[:, k] / grid)) < 1e-6
+                taken[:, k] = flat[:, k]
+                phrase.move(np.where(on_grid, np.rint(flat[:, k] / grid), 0).astype(np.int64),
+                            np.rint(flat[:, k] * CELLS_PER_BEAT).astype(np.int64))  # fmt: skip
+                continue
+            choice = steps[np.argmax(phrase.log_prior(conditional) + closeness[:, k], axis=-1)]
+            moved = np.where(flat[:, k] < grid / 2, 0, choice)  # within half a step of 0: a chord
+            taken[:, k] = moved * grid
+            phrase.move(moved, moved * step_cells)
+        return taken.reshape(gaps.shape)
 
     @cached_property
-    def _log_conditional(self) -> np.ndarray:
-        """``(CELLS_PER_BEAT, MAX_GAP_CELL + 1)``: log P(gap | phase), floored at MIN_SHARE; made once."""
+    def _conditional(self) -> np.ndarray:
+        """``(CELLS_PER_BEAT, MAX_GAP_CELL + 1)``: P(gap | phase), floored at MIN_SHARE; made once."""
         shares = np.asarray(self.shares)
-        conditional = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12)
-        return np.log(np.maximum(conditional, MIN_SHARE))
-
-    def _best_steps(self, gaps: np.ndarray, grid: float, steps: np.ndarray) -> np.ndarray:
-        """``(..., L, CELLS_PER_BEAT)``: for every phase, the number of grid steps that scores best."""
-        cells = np.minimum(np.rint(steps * grid * CELLS_PER_BEAT).astype(np.int64), MAX_GAP_CELL)
-        log_prior = self._log_conditional[:, cells]  # (phase, step)
-        tau = grid / 2.0
-        closeness = -((gaps[..., None] - steps * grid) ** 2) / (2.0 * tau**2)  # (..., L, step)
-        return steps[np.argmax(log_prior + closeness[..., None, :], axis=-1)]
+        return np.maximum(shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12), MIN_SHARE)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the model card."""
@@ -98,3 +110,27 @@ class OnsetGaps:
         if set(data) != {"cells_per_beat", "shares"} or data["cells_per_beat"] != CELLS_PER_BEAT:
             raise BridgeError(f"onset_gaps must be {{'cells_per_beat': {CELLS_PER_BEAT}, 'shares': [[...], ...]}}")
         return cls(tuple(tuple(float(v) for v in row) for row in data["shares"]))
+
+
+class _PhraseBeat:
+    """Where each phrase of a batch stands in the beat, and (with ``echo``) how often it has moved on by
+    each number of grid steps from each phase."""
+
+    def __init__(self, phase: np.ndarray, steps: int, echo: bool) -> None:
+        self.phase, self.rows = phase, np.arange(len(phase))
+        self.counts = np.zeros((len(phase), CELLS_PER_BEAT, steps + 1)) if echo else None  # [..., 0]: off the grid
+
+    def log_prior(self, conditional: np.ndarray) -> np.ndarray:
+        """``(R, step)``: log P(gap | phase), the corpus's alone or with the phrase's own counts."""
+        corpus = conditional[self.phase]
+        if self.counts is None:
+            return np.log(corpus)
+        own = self.counts[self.rows, self.phase, 1:]
+        return np.log((own + ECHO_PSEUDO_COUNT * corpus) / (own.sum(axis=-1, keepdims=True) + ECHO_PSEUDO_COUNT))
+
+    def move(self, steps: np.ndarray, cells: np.ndarray) -> None:
+        """Each phrase moves on by ``steps`` grid steps (0: a chord, or a gap off the grid), ``cells`` 1/12 beats."""
+        if self.counts is not None:
+            moved = (steps > 0) & (steps < self.counts.shape[-1])
+            self.counts[self.rows[moved], self.phase[moved], steps[moved]] += 1.0
+        self.phase = (self.phase + cells) % CELLS_PER_BEAT

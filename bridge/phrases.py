@@ -50,7 +50,7 @@ class PhraseRequest:
     grid: float | None = 0.25
     corpus_lengths: bool = True  # durations on the grid weighed by the model's corpus (bridge.note_lengths)
     corpus_chords: bool = True  # chords snapped to the nearest of the model's corpus (bridge.chords)
-    corpus_onsets: bool = True  # onset gaps on the grid weighed by the model's corpus (bridge.onset_gaps)
+    onsets: str = "echo"  # onset gaps on the grid: one of bridge.onset_gaps.ONSET_CHOICES
     velocity: int = 90
     channel: int = 0
     program: int = 0
@@ -212,7 +212,7 @@ class ModelPhraseSource:
         """The scale, the range ``low..high`` of played notes moved back by the transposition, the rhythm grid."""
         low, high = (min(max(p - request.transpose, 0), 127) for p in (request.low, request.high))
         return PitchConstraint.parse(request.scale, low, high, grid=request.grid, corpus_lengths=request.corpus_lengths,
-                                     corpus_onsets=request.corpus_onsets)  # fmt: skip
+                                     onsets=request.onsets)  # fmt: skip
 
     def _decode_options(
         self, request: PhraseRequest, offset: int, classes: frozenset[int], prompt_notes: int

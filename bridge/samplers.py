@@ -267,12 +267,13 @@ def sample(
     rng = np.random.default_rng(seed)
     sampler.set_timesteps(sampler.default_steps if steps is None else steps)
     x = rng.standard_normal((n, 1, card.length, 3), dtype=np.float32)
+    hold = _PromptHold.create(prompt, card, n, rng)
+    held = 0 if hold is None else hold.length
     projection = (
-        constraint.projection(card.stats, len(sampler.timesteps), card.note_lengths, card.onset_gaps, onset_start)
+        constraint.projection(card.stats, len(sampler.timesteps), card.note_lengths, card.onset_gaps, onset_start, held)
         if constraint is not None
         else None
     )
-    hold = _PromptHold.create(prompt, card, n, rng)
     hook = _x0_hook(projection if project_during else None, hold)
     timestep = np.empty(n, np.float32)
     total = len(sampler.timesteps)
@@ -284,26 +285,31 @@ def sample(
         if progress is not None:
             progress(done, total)
     out = x[:, 0]
-    if projection is not None:
-        projection.finish(out)
-    if hold is not None:
-        hold.keep(out)
+    _project(None if projection is None else projection.finish, hold, out)
     return out
 
 
 def _x0_hook(projection: Projection | None, hold: _PromptHold | None) -> X0Hook | None:
-    """The per-step change of x0 ``(B, 1, L, 3)``: project pitches, then restore the prompt."""
+    """The per-step change of x0 ``(B, 1, L, 3)``: project pitches and times, then restore the prompt."""
     if projection is None and hold is None:
         return None
 
     def hook(x0: np.ndarray) -> np.ndarray:
-        if projection is not None:
-            projection(x0)
-        if hold is not None:
-            hold.keep(x0[:, 0])
+        _project(projection, hold, x0[:, 0])
         return x0
 
     return hook
+
+
+def _project(project: X0Hook | None, hold: _PromptHold | None, x0: np.ndarray) -> None:
+    """Project a clean ``(n, L, 3)`` in place with its prompt exact, then restore the prompt the projection
+    moved: the key and the beat run on through the prompt as it is, not as the network heard it."""
+    if hold is not None:
+        hold.keep(x0)
+    if project is not None:
+        project(x0)
+        if hold is not None:
+            hold.keep(x0)
 
 
 @dataclass(frozen=True)
@@ -340,6 +346,11 @@ class _PromptHold:
         """Set the first k positions of x_t ``(n, L, 3)`` to the prompt noised to level t."""
         ab = float(self.alpha_bars[t])
         x[:, : self.eps.shape[1]] = math.sqrt(ab) * self.scaled + math.sqrt(1.0 - ab) * self.eps
+
+    @property
+    def length(self) -> int:
+        """k, the prompt's number of notes."""
+        return self.eps.shape[1]
 
     def keep(self, x: np.ndarray) -> None:
         """Set the first k positions of a clean ``(n, L, 3)`` to the prompt exactly."""

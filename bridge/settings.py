@@ -66,7 +66,7 @@ class Settings:
     takes: str = ""  # folder for takes; "": the default one, "off": keep none
     note_lengths: str = "corpus"  # corpus: durations weighed by the model's training music; grid: the nearest
     chords: str = "corpus"  # corpus: chords snapped to the nearest the training music struck; model: the network's
-    onsets: str = "corpus"  # corpus: onset gaps weighed by how the training music left each beat phase; grid: nearest
+    onsets: str = "echo"  # onset gaps on the grid: echo, corpus or grid (bridge.onset_gaps.ONSET_CHOICES)
     guidance: float | None = None  # autoguidance weight; None: the model card's, 0: off
     style: str = MIX  # a style of a conditioned model, "mix" (each phrase draws one) or "none" (bridge.styles)
 

@@ -10,7 +10,7 @@ import pytest
 
 from bridge import continuation
 from bridge.codec import Note, notes_to_features
-from bridge.constraints import PitchConstraint
+from bridge.constraints import PitchConstraint, Projection
 from bridge.continuation import continue_long, prompt_features, prompt_phase
 from bridge.decoding import DecodeOptions, decode
 from bridge.errors import BridgeError
@@ -111,6 +111,38 @@ def test_prompt_features_keeps_the_last_notes_from_time_zero() -> None:
 def test_prompt_phase_is_where_the_first_kept_note_falls_in_the_beat() -> None:
     assert prompt_phase(PROMPT_NOTES, 2) == 0.5 and prompt_phase(PROMPT_NOTES, 1) == 0.0  # notes at 1.5, then 2.0
     assert prompt_phase(PROMPT_NOTES, 16) == 0.0 and prompt_phase([], 4) == 0.0
+
+
+def test_the_projection_sees_the_prompt_as_it_is_and_how_long_it_is(
+    tiny_denoiser: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key and the beat run on through the prompt: each step's projection gets the prompt's notes
+    exactly (not the network's reading of them), and the onset weighing is told to keep their gaps."""
+    prompt = prompt_features(PROMPT_NOTES, "log", 16)
+    seen: list[np.ndarray] = []
+    make = PitchConstraint.projection
+
+    class Watched:
+        """The run's projection, noting the prompt's positions of each x0 it gets."""
+
+        def __init__(self, projection: Projection) -> None:
+            assert projection.time_grid is not None and projection.time_grid.held == len(PROMPT_NOTES)
+            self.projection = projection
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            seen.append(x[:, :5].copy())
+            return self.projection(x)
+
+        def finish(self, x: np.ndarray) -> np.ndarray:
+            seen.append(x[:, :5].copy())
+            return self.projection.finish(x)
+
+    monkeypatch.setattr(PitchConstraint, "projection", lambda *args, **kwargs: Watched(make(*args, **kwargs)))
+    out = sample(tiny_denoiser, make_sampler("dpm++", tiny_denoiser.card), 2, 6, seed=0, prompt=prompt,
+                 constraint=PitchConstraint(grid=0.25))  # fmt: skip
+    assert len(seen) == 7  # six steps and the final snap
+    for x in seen:
+        np.testing.assert_allclose(x, np.broadcast_to(out[:, :5], x.shape), atol=1e-6)
 
 
 def test_each_window_starts_where_in_the_beat_its_first_note_falls(

@@ -252,9 +252,9 @@ def test_the_note_lengths_chords_and_onsets_settings_reach_the_phrase_request(st
     rig.daemon.trigger()
     wait_for(lambda: source.calls)
     request = source.calls[0][1]
-    assert request.corpus_lengths is False and request.corpus_chords is False and request.corpus_onsets is False
+    assert request.corpus_lengths is False and request.corpus_chords is False and request.onsets == "grid"
     defaults = PhraseRequest()
-    assert defaults.corpus_lengths and defaults.corpus_chords and defaults.corpus_onsets  # the corpus's, by default
+    assert defaults.corpus_lengths and defaults.corpus_chords and defaults.onsets == "echo"  # the corpus's, by default
 
 
 def test_dmc_set_guidance_guides_the_next_phrase_and_times_its_steps_again(start, tmp_path: Path) -> None:

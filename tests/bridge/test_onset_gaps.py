@@ -60,6 +60,34 @@ def test_the_beat_is_counted_from_where_the_phrase_starts() -> None:
     np.testing.assert_allclose(batch[:, 0, 1], [0.5, 0.25])
 
 
+def test_echo_keeps_the_rhythm_the_phrase_set_out_with() -> None:
+    """A gap between a sixteenth and an eighth: the corpus alone makes it the eighth it favours from the
+    beat; a phrase that has moved on from the beat by sixteenths so far keeps to them with the echo."""
+    prior = OnsetGaps.fit(segments([0.0, *BAR * 4]))
+    estimates = np.array([0.0, *[0.25] * 8, 0.37])  # two beats of sixteenths, then the doubt from the beat
+    assert prior.weigh(estimates, 0.25, 2.0)[-1] == 0.5
+    np.testing.assert_allclose(prior.weigh(estimates, 0.25, 2.0, echo=True), [0.0, *[0.25] * 9])
+    eighths = np.array([0.0, *[0.5] * 8, 0.37])  # a phrase of eighths keeps them too
+    assert prior.weigh(eighths, 0.25, 2.0, echo=True)[-1] == 0.5
+    batch = prior.weigh(np.stack([estimates, eighths]), 0.25, 2.0, echo=True)  # each phrase its own echo
+    assert batch[:, -1].tolist() == [0.25, 0.5]
+
+
+def test_a_prompts_gaps_are_kept_and_the_beat_runs_on_through_them() -> None:
+    """A prompt's dotted eighth, which the corpus never takes, is kept, so the next note returns to the
+    beat from where the prompt left it; off the grid (a triplet) too; and with the echo the phrase goes on
+    in the prompt's rhythm."""
+    prior = OnsetGaps.fit(segments([0.0, *BAR * 4]))
+    estimates = np.array([0.0, 0.75, 0.45])
+    np.testing.assert_allclose(prior.weigh(estimates, 0.25, 2.0), [0.0, 0.5, 0.5])
+    np.testing.assert_allclose(prior.weigh(estimates, 0.25, 2.0, held=2), [0.0, 0.75, 0.25])
+    triplets = np.array([0.0, 1 / 3, 1 / 3, 1 / 3, 0.45])
+    np.testing.assert_allclose(prior.weigh(triplets, 0.25, 2.0, held=4), [0.0, 1 / 3, 1 / 3, 1 / 3, 0.5])
+    dotted = np.array([0.0, 0.75, 0.75, 0.75, 0.75, 0.7])
+    assert prior.weigh(dotted, 0.25, 2.0, held=5)[-1] == 0.5
+    assert prior.weigh(dotted, 0.25, 2.0, held=5, echo=True)[-1] == 0.75
+
+
 def test_card_json_round_trip_and_refusals() -> None:
     prior = OnsetGaps.fit(segments(BAR))
     assert OnsetGaps.from_dict(prior.to_dict()) == prior
@@ -74,10 +102,12 @@ def test_the_constraint_weighs_onsets_late_in_the_sampling_loop_unless_told_not_
     prior = OnsetGaps.fit(segments([0.0, *BAR * 4]))
     x = np.zeros((1, 7, 3), np.float32)
     x[0, :, 2] = np.array([0.0, 0.30, 0.45, 0.5, 0.98, 0.5, 0.1]) - 1.0  # gaps of 0..2 beats scaled to -1..1
-    weighed = PitchConstraint(grid=0.25).projection(stats, onset_gaps=prior)(x.copy())
-    plain = PitchConstraint(grid=0.25, corpus_onsets=False).projection(stats, onset_gaps=prior)(x.copy())
+    weighed = PitchConstraint(grid=0.25, onsets="corpus").projection(stats, onset_gaps=prior)(x.copy())
+    plain = PitchConstraint(grid=0.25, onsets="grid").projection(stats, onset_gaps=prior)(x.copy())
     np.testing.assert_allclose(stats.unscale(weighed)[0, :, 2], [0.0, 0.25, 0.25, 0.5, 1.0, 0.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(stats.unscale(plain)[0, 2, 2], 0.5, atol=1e-6)
     loop = PitchConstraint(grid=0.25).projection(stats, steps=8, onset_gaps=prior)  # weighs from call 7 on
     gaps = [stats.unscale(loop(x.copy()))[0, 2, 2] for _ in range(8)]
     assert gaps == [0.5] * 6 + [0.25] * 2 and stats.unscale(loop.finish(x.copy()))[0, 2, 2] == 0.25
+    with pytest.raises(BridgeError, match="onsets must be one of echo, corpus, grid"):
+        PitchConstraint(grid=0.25, onsets="swing")

@@ -107,7 +107,7 @@ def test_phrase_onsets_keep_to_the_beat_with_the_corpus_gaps() -> None:
     for corpus in (True, False):
         onsets = []
         for seed in (1, 2, 3):
-            request = PhraseRequest(length_beats=32.0, steps=20, seed=seed, corpus_onsets=corpus)
+            request = PhraseRequest(length_beats=32.0, steps=20, seed=seed, onsets="corpus" if corpus else "grid")
             onsets += sorted({n.onset for n in source.generate(request, None).notes})
         shares[corpus] = np.mean(np.isclose(np.mod(onsets, 0.5), 0.0) | np.isclose(np.mod(onsets, 0.5), 0.5))
     assert shares[False] < 0.65 < 0.75 < shares[True], shares  # seen: 0.46 and 0.88

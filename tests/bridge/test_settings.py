@@ -39,7 +39,7 @@ def test_text_values_are_coerced_by_type() -> None:
         ({"steps": "3", "min_steps": "4"}, "'min_steps'"),
         ({"note_lengths": "nearest"}, "'note_lengths' must be one of corpus, grid"),
         ({"chords": "jazz"}, "'chords' must be one of corpus, model"),
-        ({"onsets": "swing"}, "'onsets' must be one of corpus, grid"),
+        ({"onsets": "swing"}, "'onsets' must be one of echo, corpus, grid"),
         ({"guidance": "-1"}, "'guidance' must lie in 0..10"),
     ],
 )
