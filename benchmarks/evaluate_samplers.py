@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         report = score(f"{name}-{steps or denoiser.card.schedule.steps}", scaled, GRID, f"{seconds:.3f}")
         if (name, steps) == DEFAULT:
             default_summary = {"sampler": f"{name}-{steps}", "guidance": denoiser.guidance, "pieces": args.n,
-                               "constraint": "auto key, 1/4-beat grid, corpus lengths and onsets, corpus chords",
+                               "constraint": "auto key, 1/4-beat grid, corpus lengths, echo onsets, corpus chords",
                                **report.summary()}  # fmt: skip
 
     print("\n" + header("dpm++-20: constraint") + "  in-key before snap")

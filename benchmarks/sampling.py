@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.card import ModelCard
+from bridge.constraints import PitchConstraint
 from bridge.decoding import DecodeOptions, decode
+from bridge.onset_gaps import ONSET_CHOICES
 from bridge.runtime import DEVICES, load_model
 from bridge.samplers import DenoiserLike, make_sampler, sample
 
@@ -67,11 +69,15 @@ def ms_per_step(denoiser: DenoiserLike, batch: int, steps: int, repeats: int) ->
     return 1000 * best_of(repeats, lambda: sample(denoiser, sampler, batch, steps, seed=0)) / steps
 
 
-def phrase_seconds(denoiser: DenoiserLike, name: str, steps: int | None, repeats: int) -> float:
-    """Noise to decoded notes, one phrase, its chords snapped to the card's as `dmc generate` does."""
+def phrase_seconds(
+    denoiser: DenoiserLike, name: str, steps: int | None, repeats: int, constraint: PitchConstraint | None = None
+) -> float:
+    """Noise to decoded notes, one phrase, its chords snapped to the card's as `dmc generate` does
+    (with ``constraint``: projected at each step, as `dmc generate` does too)."""
     sampler = make_sampler(name, denoiser.card)
     options = DecodeOptions(chords=denoiser.card.chords)
-    return best_of(repeats, lambda: decode(sample(denoiser, sampler, 1, steps, seed=0), denoiser.card.stats, options))
+    return best_of(repeats, lambda: decode(sample(denoiser, sampler, 1, steps, seed=0, constraint=constraint),
+                                           denoiser.card.stats, options))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((label, phrase_seconds(denoiser, name, steps, 1 if name == "ddpm" else args.repeats)))
     if guided is not None:
         rows.append(("dpm++-20 + guide", phrase_seconds(guided, "dpm++", 20, args.repeats)))
+        for onsets in ONSET_CHOICES:  # the whole of a default phrase: auto key, grid, each rule for the onsets
+            constraint = PitchConstraint.parse("auto", grid=0.25, onsets=onsets)
+            rows.append((f" + key, onsets {onsets}", phrase_seconds(guided, "dpm++", 20, args.repeats, constraint)))
     reference = rows[0][1]
     for label, seconds in rows:
         print(f"{label:<24}{seconds:>12.4f}{seconds / BEAT_S:>12.3f}{reference / seconds:>11.1f}x")
