@@ -78,18 +78,18 @@ class OnsetGaps:
         closeness = -((flat[..., None] - steps * grid) ** 2) / (2.0 * tau**2)  # (R, L, step)
         conditional = self._conditional[:, np.minimum(np.rint(steps * grid * CELLS_PER_BEAT), MAX_GAP_CELL).astype(int)]
         first = np.broadcast_to(np.asarray(start, dtype=np.float64), gaps.shape[:-1]).reshape(-1)
-        phrase = _PhraseBeat(np.rint(first * CELLS_PER_BEAT).astype(np.int64) % CELLS_PER_BEAT, len(steps), echo)
+        phase = np.rint(first * CELLS_PER_BEAT).astype(np.int64) % CELLS_PER_BEAT
+        phrase = _PhraseBeat(phase, conditional, closeness, echo)
         taken = np.zeros_like(flat)
         step_cells = round(grid * CELLS_PER_BEAT)  # grids off the 1/12-beat cells: their nearest
         for k in range(1, flat.shape[1]):  # the first note's gap is not played: the phrase starts there
             if k < held:
-                on_grid = np.abs(flat[:, k] / grid - np.rint(flat[:, k] / grid)) < 1e-6
                 taken[:, k] = flat[:, k]
+                on_grid = np.abs(flat[:, k] / grid - np.rint(flat[:, k] / grid)) < 1e-6
                 phrase.move(np.where(on_grid, np.rint(flat[:, k] / grid), 0).astype(np.int64),
                             np.rint(flat[:, k] * CELLS_PER_BEAT).astype(np.int64))  # fmt: skip
                 continue
-            choice = steps[np.argmax(phrase.log_prior(conditional) + closeness[:, k], axis=-1)]
-            moved = np.where(flat[:, k] < grid / 2, 0, choice)  # within half a step of 0: a chord
+            moved = np.where(flat[:, k] < grid / 2, 0, steps[phrase.choose(k)])  # within half a step of 0: a chord
             taken[:, k] = moved * grid
             phrase.move(moved, moved * step_cells)
         return taken.reshape(gaps.shape)
@@ -114,23 +114,28 @@ class OnsetGaps:
 
 class _PhraseBeat:
     """Where each phrase of a batch stands in the beat, and (with ``echo``) how often it has moved on by
-    each number of grid steps from each phase."""
+    each number of grid steps from each phase; chooses each note's step from there."""
 
-    def __init__(self, phase: np.ndarray, steps: int, echo: bool) -> None:
+    def __init__(self, phase: np.ndarray, conditional: np.ndarray, closeness: np.ndarray, echo: bool) -> None:
+        """``conditional`` ``(phase, step)``: the corpus's P(gap | phase); ``closeness`` ``(R, L, step)``."""
         self.phase, self.rows = phase, np.arange(len(phase))
-        self.counts = np.zeros((len(phase), CELLS_PER_BEAT, steps + 1)) if echo else None  # [..., 0]: off the grid
+        self.conditional, self.closeness = conditional, closeness
+        self.counts = np.zeros((len(phase), CELLS_PER_BEAT, conditional.shape[1] + 1))  # [..., 0]: off the grid
+        # Without the echo each note's best step from every phase is known at once, which is faster.
+        self.best = None if echo else np.argmax(np.log(conditional) + closeness[:, :, None, :], axis=-1)
 
-    def log_prior(self, conditional: np.ndarray) -> np.ndarray:
-        """``(R, step)``: log P(gap | phase), the corpus's alone or with the phrase's own counts."""
-        corpus = conditional[self.phase]
-        if self.counts is None:
-            return np.log(corpus)
+    def choose(self, k: int) -> np.ndarray:
+        """``(R,)``: the index of the step note ``k`` takes, by the log prior plus the closeness."""
+        if self.best is not None:
+            return self.best[self.rows, k, self.phase]
         own = self.counts[self.rows, self.phase, 1:]
-        return np.log((own + ECHO_PSEUDO_COUNT * corpus) / (own.sum(axis=-1, keepdims=True) + ECHO_PSEUDO_COUNT))
+        weight = own.sum(axis=-1, keepdims=True) + ECHO_PSEUDO_COUNT  # the corpus's shares count as that many gaps
+        prior = (own + ECHO_PSEUDO_COUNT * self.conditional[self.phase]) / weight
+        return np.argmax(np.log(prior) + self.closeness[:, k], axis=-1)
 
     def move(self, steps: np.ndarray, cells: np.ndarray) -> None:
         """Each phrase moves on by ``steps`` grid steps (0: a chord, or a gap off the grid), ``cells`` 1/12 beats."""
-        if self.counts is not None:
+        if self.best is None:
             moved = (steps > 0) & (steps < self.counts.shape[-1])
             self.counts[self.rows[moved], self.phase[moved], steps[moved]] += 1.0
         self.phase = (self.phase + cells) % CELLS_PER_BEAT
