@@ -4,7 +4,8 @@
 
 The reference is DDPM over all T steps on the same ONNX model; with ``--run`` (TensorFlow and
 a training run), also the Keras network in the same DDPM loop, the seed's way of sampling.
-A model that carries a guide (autoguidance) is timed without it, and with it in extra rows.
+A model that carries a guide (autoguidance) is timed without it, and with it in extra rows,
+the last of them a whole default phrase (auto key, 1/4-beat grid) under each onset rule.
 Keras' full loop is timed over ``--reference-steps`` steps and scaled to T (the table says so).
 """
 
