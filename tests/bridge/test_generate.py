@@ -210,6 +210,20 @@ def test_the_chord_snap_leaves_the_prompt_as_the_user_wrote_it(tmp_path: Path) -
     assert [(n.onset, n.pitch) for n in written[: len(prompt)]] == [(n.onset, n.pitch) for n in prompt]
 
 
+def test_a_continuation_goes_on_in_the_prompts_rhythm_with_the_echo(tmp_path: Path) -> None:
+    """Two bars of running sixteenths, continued by the shipped model: with the echo most of what follows
+    runs on in sixteenths; the corpus's gaps alone turn it into eighths."""
+    figure = [60, 62, 64, 65, 67, 65, 64, 62] * 4
+    write_midi(tmp_path / "run.mid", [Note(i / 4, p, 0.25) for i, p in enumerate(figure)])
+    shares = {}
+    for choice in ("corpus", "echo"):
+        args = ["--n", "4", "--seed", "1", "--device", "cpu", "--onsets", choice, "--prompt", str(tmp_path / "run.mid")]
+        assert main(["generate", str(tmp_path / choice), *args]) == 0
+        onsets = [sorted({n.onset for n in _notes(p)})[len(figure) - 1 :] for p in (tmp_path / choice).glob("*.mid")]
+        shares[choice] = np.mean(np.isclose(np.concatenate([np.diff(o) for o in onsets]), 0.25))
+    assert shares["corpus"] < 0.4 < 0.6 < shares["echo"], shares  # seen: 0.30 and 0.74
+
+
 def test_home_key_model_composes_in_c_and_moves_to_the_named_key(
     tiny_model_dir: Path, home_model_dir: Path, tmp_path: Path
 ) -> None:
