@@ -85,18 +85,19 @@ class OnsetGaps:
         first = np.broadcast_to(np.asarray(start, dtype=np.float64), gaps.shape[:-1]).reshape(-1)
         phase = np.rint(first * CELLS_PER_BEAT).astype(np.int64) % CELLS_PER_BEAT
         phrase = _PhraseBeat(phase, conditional, closeness, echo)
-        taken = np.zeros_like(flat)
+        moved = np.zeros(flat.shape, dtype=np.int64)  # grid steps each note moves on by
+        chord = flat < grid / 2  # within half a step of 0: a chord
         step_cells = round(grid * CELLS_PER_BEAT)  # grids off the 1/12-beat cells: their nearest
         for k in range(1, flat.shape[1]):  # the first note's gap is not played: the phrase starts there
             if k < held:
-                taken[:, k] = flat[:, k]
                 on_grid = np.abs(flat[:, k] / grid - np.rint(flat[:, k] / grid)) < 1e-6
-                phrase.move(np.where(on_grid, np.rint(flat[:, k] / grid), 0).astype(np.int64),
-                            np.rint(flat[:, k] * CELLS_PER_BEAT).astype(np.int64))  # fmt: skip
+                counted = np.where(on_grid & (flat[:, k] <= steps[-1] * grid), np.rint(flat[:, k] / grid), 0)
+                phrase.move(counted.astype(np.int64), np.rint(flat[:, k] * CELLS_PER_BEAT).astype(np.int64))
                 continue
-            moved = np.where(flat[:, k] < grid / 2, 0, steps[phrase.choose(k)])  # within half a step of 0: a chord
-            taken[:, k] = moved * grid
-            phrase.move(moved, moved * step_cells)
+            moved[:, k] = np.where(chord[:, k], 0, steps[phrase.choose(k)])
+            phrase.move(moved[:, k], moved[:, k] * step_cells)
+        taken = moved * grid
+        taken[:, 1:held] = flat[:, 1:held]  # a prompt's gaps as given
         return taken.reshape(gaps.shape)
 
     @cached_property
@@ -139,6 +140,6 @@ class _PhraseBeat:
 
     def move(self, steps: np.ndarray, cells: np.ndarray) -> None:
         """Each phrase moves on by ``steps`` grid steps (0: a chord, or a gap off the grid), ``cells`` 1/12 beats."""
-        if self.best is None:  # counted by steps; a chord, or a gap off the grid or past the longest, in [..., 0]
-            self.counts[self.rows, self.phase, np.where(steps < self.counts.shape[-1], steps, 0)] += 1.0
+        if self.best is None:  # counted by steps; a chord, or a gap off the grid, in [..., 0]
+            self.counts[self.rows, self.phase, steps] += 1.0
         self.phase = (self.phase + cells) % CELLS_PER_BEAT
