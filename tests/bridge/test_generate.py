@@ -182,7 +182,7 @@ def test_onsets_keep_to_the_beat_and_bars_echo_unless_the_plain_grid_is_asked_fo
         onsets = np.concatenate([sorted({n.onset for n in notes}) for notes in pieces])
         shares[choice] = np.mean(np.isclose(onsets % 0.5, 0.0))
         groove[choice] = np.mean([groove_consistency(notes) for notes in pieces])
-    assert shares["grid"] < 0.6 < 0.75 < min(shares["corpus"], shares["echo"]), shares  # seen: 0.58, 0.90, 0.93
+    assert shares["grid"] < 0.6 < 0.75 < min(shares["corpus"], shares["echo"]), shares  # seen: 0.58, 0.85, 0.93
     assert groove["echo"] > groove["corpus"] + 0.02, groove  # seen: 0.936 and 0.898
 
 
