@@ -19,10 +19,15 @@ from bridge.errors import BridgeError
 from bridge.samplers import DenoiserLike, Progress, Sampler, sample
 
 
+def _kept(notes: Sequence[Note], max_notes: int) -> list[Note]:
+    """What a prompt keeps: the last ``max_notes`` notes in the codec's order (none for ``max_notes <= 0``)."""
+    return sort_notes(notes)[-max_notes:] if max_notes > 0 else []
+
+
 def prompt_phase(notes: Sequence[Note], max_notes: int) -> float:
     """Where in the beat the first of the last ``max_notes`` notes falls (beats, 0 <= phase < 1): the
     features below start it at 0, and the corpus onset gaps must know the beat the prompt keeps."""
-    kept = sort_notes(notes)[-max_notes:] if max_notes > 0 else []
+    kept = _kept(notes, max_notes)
     return float(kept[0].onset % 1.0) if kept else 0.0
 
 
@@ -31,10 +36,7 @@ def prompt_features(notes: Sequence[Note], encoding: str, max_notes: int) -> np.
 
     The first delta is 0, as at the start of every training segment.
     """
-    features = notes_to_features(notes, encoding)[-max_notes:].copy() if max_notes > 0 else np.zeros((0, 3))
-    if len(features):
-        features[0, 2] = 0.0
-    return features
+    return notes_to_features(_kept(notes, max_notes), encoding)
 
 
 def continue_long(
